@@ -1,0 +1,38 @@
+"""The one small interface every embedding provider implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Embedding:
+    """A vector and the model that made it: vectors of different models are never compared."""
+
+    vector: Vector
+    model: str
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.vector.shape[0])
+
+
+class EmbeddingProviderError(Exception):
+    """A provider could not embed: the caller may retry, fall back or defer."""
+
+
+class EmbeddingProvider(Protocol):
+    #: short provider name used in metrics and logs: "openai" or "local"
+    name: str
+    #: the model name stored beside every vector this provider makes
+    model: str
+
+    def embed(self, texts: Sequence[str]) -> list[Vector]:
+        """One float32 vector per text, in order. Raises EmbeddingProviderError on failure."""
+        ...
