@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +25,15 @@ class Embedding:
 
 
 class EmbeddingProviderError(Exception):
-    """A provider could not embed: the caller may retry, fall back or defer."""
+    """A provider could not embed: the caller may retry, fall back or defer.
+
+    ``retryable`` says whether trying the same request again may succeed (timeouts, connection
+    errors, 429, 5xx) or is pointless (400/401/403/404, malformed answers).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class EmbeddingProvider(Protocol):

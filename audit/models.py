@@ -1,0 +1,167 @@
+"""The four audit tables.
+
+Each is range-partitioned by month on `recorded_at` (the server's receive time) and keyed by
+`(id, recorded_at)` in the database; Django sees `id` alone as the key because the admin
+refuses composite keys. Rows are append-only: triggers reject UPDATE and DELETE (migration
+0002), and retention removes whole partitions. The full validated request body is kept in
+`payload`; the columns beside it are the ones auditors filter and search on.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class AuditKind(models.TextChoices):
+    REMEDIATION = "remediation", "Remediation request"
+    AI_ANALYSIS = "aianalysis", "AI analysis"
+    WORKFLOW = "workflow", "Workflow execution"
+    EXECUTION = "execution", "Kubernetes execution"
+
+
+class Phase(models.TextChoices):
+    PENDING = "Pending"
+    PROCESSING = "Processing"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+class AuditRecord(models.Model):
+    """Columns common to every audit type (DESIGN §3 and §4)."""
+
+    id = models.BigAutoField(primary_key=True)
+    recorded_at = models.DateTimeField(help_text="Server receive time; the partition key.")
+    name = models.CharField(max_length=253)
+    namespace = models.CharField(max_length=63)
+    phase = models.CharField(max_length=16, choices=Phase.choices)
+    message = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    correlation_id = models.CharField(max_length=255)
+    labels = models.JSONField(default=dict, blank=True)
+    actor = models.CharField(max_length=255, help_text="The authenticated caller that wrote the record.")
+    request_id = models.CharField(max_length=128)
+    content_sha256 = models.CharField(
+        max_length=64, help_text="SHA-256 of the canonical payload, recorded_at and actor."
+    )
+    payload = models.JSONField(help_text="The validated request body, camelCase, as received.")
+
+    kind: AuditKind
+
+    class Meta:
+        abstract = True
+        ordering = ["-recorded_at"]
+        # On the partitioned parent, so every monthly partition gets them.
+        indexes = [
+            models.Index(fields=["recorded_at"], name="%(class)s_recorded_idx"),
+            models.Index(fields=["correlation_id"], name="%(class)s_corr_idx"),
+            models.Index(fields=["namespace", "name"], name="%(class)s_ns_name_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind.label} {self.namespace}/{self.name} ({self.phase})"
+
+
+class RemediationAudit(AuditRecord):
+    """A remediation request opened by the Remediation Processor / Gateway."""
+
+    kind = AuditKind.REMEDIATION
+    signal_type = models.CharField(max_length=32)
+    signal_name = models.CharField(max_length=253)
+    signal_namespace = models.CharField(max_length=63)
+    target_type = models.CharField(max_length=32)
+    target_name = models.CharField(max_length=253)
+    target_namespace = models.CharField(max_length=63)
+    environment = models.CharField(max_length=16, blank=True, default="")
+    priority = models.CharField(max_length=2, blank=True, default="")
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta(AuditRecord.Meta):
+        db_table = "audit_remediation"
+        verbose_name = "remediation audit"
+
+
+class AIAnalysisAudit(AuditRecord):
+    """An AI analysis of a remediation request (AI Analysis controller)."""
+
+    kind = AuditKind.AI_ANALYSIS
+    remediation_request_ref = models.CharField(max_length=253)
+    signal_type = models.CharField(max_length=32, blank=True, default="")
+    llm_provider = models.CharField(max_length=64, blank=True, default="")
+    llm_model = models.CharField(max_length=253, blank=True, default="")
+    root_cause = models.TextField(blank=True, default="")
+    confidence = models.FloatField(null=True, blank=True)
+    recommended_action = models.CharField(max_length=253, blank=True, default="")
+    requires_approval = models.BooleanField(null=True, blank=True)
+
+    class Meta(AuditRecord.Meta):
+        db_table = "audit_aianalysis"
+        verbose_name = "AI analysis audit"
+
+
+class WorkflowAudit(AuditRecord):
+    """A workflow execution (Workflow Execution controller)."""
+
+    kind = AuditKind.WORKFLOW
+    remediation_request_ref = models.CharField(max_length=253)
+    ai_analysis_ref = models.CharField(max_length=253, blank=True, default="")
+    workflow_name = models.CharField(max_length=253)
+    step_count = models.PositiveIntegerField(null=True, blank=True)
+    completed_count = models.PositiveIntegerField(null=True, blank=True)
+    failed_count = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta(AuditRecord.Meta):
+        db_table = "audit_workflow"
+        verbose_name = "workflow audit"
+
+
+class ExecutionAudit(AuditRecord):
+    """One Kubernetes action run by the Kubernetes Executor."""
+
+    kind = AuditKind.EXECUTION
+    workflow_execution_ref = models.CharField(max_length=253)
+    step_name = models.CharField(max_length=253, blank=True, default="")
+    action_type = models.CharField(max_length=253)
+    target_type = models.CharField(max_length=32, blank=True, default="")
+    target_name = models.CharField(max_length=253, blank=True, default="")
+    target_namespace = models.CharField(max_length=63, blank=True, default="")
+    action_result = models.TextField(blank=True, default="")
+    is_rolled_back = models.BooleanField(null=True, blank=True)
+
+    class Meta(AuditRecord.Meta):
+        db_table = "audit_execution"
+        verbose_name = "execution audit"
+
+
+AUDIT_MODELS: dict[AuditKind, type[AuditRecord]] = {
+    AuditKind.REMEDIATION: RemediationAudit,
+    AuditKind.AI_ANALYSIS: AIAnalysisAudit,
+    AuditKind.WORKFLOW: WorkflowAudit,
+    AuditKind.EXECUTION: ExecutionAudit,
+}
+
+
+class IdempotencyKey(models.Model):
+    """A claimed Idempotency-Key, scoped to caller + endpoint.
+
+    Claimed in the same transaction as the audit row it produced, so a key exists exactly when
+    its audit row does. Kept at least 24 h; `idempotency_keys_prune` removes older ones.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    actor = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=AuditKind.choices)
+    key = models.CharField(max_length=255)
+    request_sha256 = models.CharField(max_length=64)
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "audit_idempotency_keys"
+        constraints = [
+            models.UniqueConstraint(fields=["actor", "kind", "key"], name="audit_idempotency_key_scope_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key}"

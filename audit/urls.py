@@ -1,0 +1,11 @@
+from django.urls import path
+
+from audit.models import AuditKind
+from audit.views import AuditCreateApi
+
+app_name = "audit"
+
+urlpatterns = [
+    path(f"audit/{kind.value}", AuditCreateApi.as_view(audit_kind=kind), name=f"{kind.value}-create")
+    for kind in AuditKind
+]

@@ -1,0 +1,180 @@
+"""Primary provider with retries (exponential backoff, full jitter, time budget), then fallback.
+
+The DESIGN says a failing primary is "retried 3 times": one try plus ``retries=3`` retries,
+so at most four primary calls. Retries stop early when
+
+* the error is not retryable (400/401/..., malformed answer): asking again cannot help;
+* the next backoff sleep would end at or past the budget deadline: we would wake with no
+  time left for a call, so we fall back now instead of sleeping for nothing.
+
+The budget bounds the time spent before *starting* another primary call; a call already in
+flight is bounded by the provider's own timeout, so the worst case is about
+``budget_s + timeout_s``. The fallback (normally the local model, no network) is always tried
+once, even when the budget is spent: a late answer beats no answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .providers.base import EmbeddingProvider, EmbeddingProviderError, Vector
+
+logger = logging.getLogger(__name__)
+
+EventHook = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainResult:
+    vectors: list[Vector]
+    #: the model of the provider that answered: stored beside the vectors
+    model: str
+    #: ``name`` of the provider that answered ("openai", "local")
+    provider: str
+    fell_back: bool
+    #: primary calls made (0 only for an empty input)
+    attempts: int
+
+
+class EmbeddingUnavailable(EmbeddingProviderError):  # noqa: N818 - the name the callers and DESIGN use
+    """Neither the primary (after retries) nor the fallback could embed.
+
+    ``causes`` holds every error in the order it happened (primary attempts, then fallback).
+    ``retryable`` is True when any cause was, so the caller knows deferring is worthwhile.
+    """
+
+    def __init__(self, message: str, causes: Sequence[EmbeddingProviderError]) -> None:
+        super().__init__(message, retryable=any(c.retryable for c in causes))
+        self.causes: tuple[EmbeddingProviderError, ...] = tuple(causes)
+
+
+class ProviderChain:
+    """Embeds with ``primary``, retrying transient failures, then with ``fallback``.
+
+    ``sleep``, ``clock`` and ``rng`` are injectable so tests control time and jitter.
+    ``on_event(name, fields)`` is told about "retry", "fallback" and "unavailable" so the
+    caller can count them (Prometheus, logs); a failing hook never fails an embedding.
+    """
+
+    def __init__(
+        self,
+        primary: EmbeddingProvider,
+        fallback: EmbeddingProvider | None,
+        *,
+        retries: int = 3,
+        base_backoff_s: float = 0.05,
+        max_backoff_s: float = 1.0,
+        budget_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        on_event: EventHook | None = None,
+    ) -> None:
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        if base_backoff_s < 0 or max_backoff_s < base_backoff_s:
+            raise ValueError("need 0 <= base_backoff_s <= max_backoff_s")
+        if budget_s <= 0:
+            raise ValueError("budget_s must be positive")
+        self.primary = primary
+        self.fallback = fallback
+        self.retries = retries
+        self.base_backoff_s = base_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.budget_s = budget_s
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng
+        self._on_event = on_event
+
+    def backoff_cap(self, retry: int) -> float:
+        """Upper bound of the sleep before retry number ``retry`` (0-based)."""
+        return min(self.max_backoff_s, self.base_backoff_s * 2.0**retry)
+
+    def embed(self, texts: Sequence[str]) -> ChainResult:
+        texts = list(texts)
+        if not texts:
+            return ChainResult([], self.primary.model, self.primary.name, False, 0)
+
+        deadline = self._clock() + self.budget_s
+        causes: list[EmbeddingProviderError] = []
+        attempts = 0
+        # Only EmbeddingProviderError is caught: anything else is a bug in a provider and
+        # must surface, not be papered over by the fallback.
+        while True:
+            attempts += 1
+            try:
+                vectors = _checked(self.primary, texts)
+            except EmbeddingProviderError as exc:
+                causes.append(exc)
+            else:
+                return ChainResult(vectors, self.primary.model, self.primary.name, False, attempts)
+            error = causes[-1]
+            retry = attempts - 1  # 0 for the first retry
+            if not error.retryable:
+                reason = "non_retryable"
+                break
+            if retry >= self.retries:
+                reason = "retries_exhausted"
+                break
+            # full jitter: spreads simultaneous clients' retries so they do not stampede a
+            # recovering primary in lock-step
+            delay = self.backoff_cap(retry) * self._rng()
+            if self._clock() + delay >= deadline:
+                reason = "budget_exhausted"
+                break
+            self._emit(
+                "retry",
+                provider=self.primary.name,
+                attempt=attempts,
+                delay_s=delay,
+                error=str(error),
+            )
+            self._sleep(delay)
+
+        primary_error = causes[-1]
+        message = f"{self.primary.name} failed {attempts}x ({reason}): {primary_error}"
+        if self.fallback is not None:
+            self._emit(
+                "fallback",
+                provider=self.fallback.name,
+                primary=self.primary.name,
+                reason=reason,
+                attempts=attempts,
+                error=str(primary_error),
+            )
+            try:
+                vectors = _checked(self.fallback, texts)
+            except EmbeddingProviderError as exc:
+                causes.append(exc)
+                message += f"; fallback {self.fallback.name} failed: {exc}"
+            else:
+                return ChainResult(vectors, self.fallback.model, self.fallback.name, True, attempts)
+
+        self._emit("unavailable", reason=reason, attempts=attempts, errors=len(causes))
+        raise EmbeddingUnavailable(f"no embedding: {message}", causes) from causes[-1]
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event, fields)
+        except Exception:
+            # metrics are best effort: a broken hook must not turn a success into a failure
+            logger.exception("embedding chain event hook failed on %r", event)
+
+
+def _checked(provider: EmbeddingProvider, texts: list[str]) -> list[Vector]:
+    vectors = provider.embed(texts)
+    # vectors are stored against texts by position: a short answer would misfile them
+    if len(vectors) != len(texts):
+        raise EmbeddingProviderError(
+            f"{provider.name}: {len(vectors)} vectors for {len(texts)} texts",
+            retryable=False,
+        )
+    return vectors

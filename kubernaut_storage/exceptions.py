@@ -1,0 +1,36 @@
+"""The service's own API errors; `errors.problem_exception_handler` renders them as RFC 9457.
+
+Kept apart from the handler because DRF imports the parser (which raises these) while it
+loads its settings, before the handler's own imports could finish.
+"""
+
+from __future__ import annotations
+
+from rest_framework import exceptions, status
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is larger than the limit."
+    default_code = "payload_too_large"
+
+
+class IdempotencyKeyReused(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "This Idempotency-Key was already used with a different request body."
+    default_code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInFlight(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "A request with this Idempotency-Key is still being processed; retry shortly."
+    default_code = "idempotency_key_in_flight"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    """A dependency is down; the caller should retry after `retry_after` seconds."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; the record was not stored. Retry later."
+    default_code = "database_unavailable"
+    retry_after = 5

@@ -1,0 +1,18 @@
+"""Production settings: refuse to start with an unset secret key or with DEBUG on."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403
+from .base import env
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY or SECRET_KEY == "local-development-only-not-secret":  # noqa: S105 - the dev default
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production")
+if env.bool("DJANGO_DEBUG", default=False):
+    raise ImproperlyConfigured("DJANGO_DEBUG must be off in production")
+DEBUG = False
+AUTH_MODE = env.str("AUTH_MODE", default="tokenreview")
+if AUTH_MODE != "tokenreview":
+    raise ImproperlyConfigured("production requires AUTH_MODE=tokenreview")
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
