@@ -1,0 +1,64 @@
+"""Every Prometheus metric the service exports, in one place (DESIGN §6).
+
+Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set before workers start, so these objects write
+to per-process files that the metrics endpoint on port 9090 aggregates: counts add up across
+workers. Without it (tests, `runserver`) they live in the process's default registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# Latency buckets around the targets: p50 < 100 ms, p95 < 250 ms.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+AUDIT_WRITES = Counter(
+    "kubernaut_audit_writes_total",
+    "Audit write requests by audit kind and outcome.",
+    ["kind", "outcome"],  # outcome: created, replayed, invalid, rejected, unavailable, error
+)
+REQUEST_LATENCY = Histogram(
+    "kubernaut_http_request_duration_seconds",
+    "HTTP request latency by endpoint, method and status class.",
+    ["endpoint", "method", "status"],
+    buckets=_LATENCY_BUCKETS,
+)
+EMBEDDING_LATENCY = Histogram(
+    "kubernaut_embedding_duration_seconds",
+    "Time to obtain one embedding from a provider (cache misses only).",
+    ["provider"],
+    buckets=_LATENCY_BUCKETS,
+)
+EMBEDDING_CACHE = Counter(
+    "kubernaut_embedding_cache_total",
+    "Embedding cache lookups by result: hit, miss, error.",
+    ["result"],
+)
+EMBEDDING_RETRIES = Counter(
+    "kubernaut_embedding_retries_total",
+    "Retries of the primary embedding provider.",
+    ["provider"],
+)
+EMBEDDING_FALLBACKS = Counter(
+    "kubernaut_embedding_fallbacks_total",
+    "Embeddings made by the fallback provider because the primary failed.",
+    ["reason"],
+)
+EMBEDDING_DEFERRALS = Counter(
+    "kubernaut_embedding_deferrals_total",
+    "Audit records stored without an embedding (every provider failed); backfilled later.",
+)
+DB_RETRIES = Counter(
+    "kubernaut_db_retries_total",
+    "Retries of a write transaction after a transient database error.",
+)
+VALIDATION_FAILURES = Counter(
+    "kubernaut_validation_failures_total",
+    "Requests rejected by validation, by audit kind.",
+    ["kind"],
+)
+AUTH_FAILURES = Counter(
+    "kubernaut_auth_failures_total",
+    "Authentication and authorization failures by reason.",
+    ["reason"],  # missing, malformed, rejected, forbidden, unavailable
+)
