@@ -139,6 +139,9 @@ class LocalMiniLMProvider:
         # Thread pools spin-wait between runs by default; on a shared 2-core
         # box that burns CPU other workers need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # The arena keeps the largest batch's buffers for the life of the process
+        # (~150 MB more steady-state RSS per worker here), for no measurable speed-up.
+        options.enable_cpu_mem_arena = False
         path = self._model_path or default_model_path()
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
