@@ -100,8 +100,10 @@ class LocalMiniLMProvider:
         # A lock held by another thread at fork time stays held forever in the
         # child, hence new locks after a fork rather than reusing these.
         self._load_lock = threading.Lock()
-        # tokenizers' Python binding is not documented as thread-safe, so calls
-        # into it are serialised; it costs far less than the inference itself.
+        # tokenizers' binding raises "Already borrowed" if a Tokenizer is
+        # reconfigured while another thread encodes with it (huggingface/tokenizers#537).
+        # We never reconfigure after load, but serialising encode_batch keeps
+        # that safe for anyone who does; it costs ~0.05 ms per text.
         self._tokenize_lock = threading.Lock()
 
     def _load(self) -> _Runtime:
