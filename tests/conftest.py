@@ -12,7 +12,11 @@ from kubernaut_storage.partitioning import partitions_ensure
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _partitions_current(django_db_setup: Any, django_db_blocker: Any) -> None:
+def _partitions_current(request: pytest.FixtureRequest, django_db_setup: Any, django_db_blocker: Any) -> None:
+    # pytest-django sets up the test database only when a collected test uses it; without one
+    # the connection would still point at the development database.
+    if not any(item.get_closest_marker("django_db") for item in request.session.items):
+        return
     # --reuse-db keeps a test database across months; its partitions must follow the calendar.
     with django_db_blocker.unblock():
         partitions_ensure(now=timezone.now(), months_ahead=2)
