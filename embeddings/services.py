@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -97,6 +98,15 @@ def embedding_runtime() -> EmbeddingRuntime:
                 type(runtime.cache).__name__,
             )
         return runtime
+
+
+def embedding_primary_chain() -> ProviderChain:
+    """The process's primary alone, with the same retries, budget and metrics: no fallback.
+
+    For re-embedding rows a fallback made: falling back again would only make them again.
+    """
+    chain = embedding_runtime().chain
+    return ProviderChain(chain.primary, None, budget_s=chain.budget_s, on_event=_chain_event)
 
 
 def embedding_runtime_reset() -> None:
@@ -190,12 +200,14 @@ def _chain_event(name: str, fields: dict[str, Any]) -> None:
 
 
 def _local_provider() -> LocalMiniLMProvider:
-    """One local model per process and thread setting: loading it costs ~100 MB and a second."""
-    threads = settings.EMBEDDING_LOCAL_THREADS
+    """One local model per process and configuration: loading it takes memory and time, so a
+    rebuilt chain (tests) reuses it."""
+    threads, path = settings.EMBEDDING_LOCAL_THREADS, settings.EMBEDDING_LOCAL_MODEL_PATH
     with _local_lock:
-        provider = _local_providers.get(threads)
+        provider = _local_providers.get((threads, path))
         if provider is None:
-            provider = _local_providers[threads] = LocalMiniLMProvider(intra_op_num_threads=threads)
+            provider = LocalMiniLMProvider(intra_op_num_threads=threads, model_path=Path(path) if path else None)
+            _local_providers[(threads, path)] = provider
         return provider
 
 
@@ -230,7 +242,7 @@ def _cache_build() -> EmbeddingCache:
 
 _runtime: EmbeddingRuntime | None = None
 _runtime_lock = threading.Lock()
-_local_providers: dict[int, LocalMiniLMProvider] = {}
+_local_providers: dict[tuple[int, str | None], LocalMiniLMProvider] = {}
 _local_lock = threading.Lock()
 
 _RUNTIME_SETTINGS = frozenset(
@@ -238,6 +250,7 @@ _RUNTIME_SETTINGS = frozenset(
         "CACHES",
         "REDIS_URL",
         "EMBEDDING_LOCAL_THREADS",
+        "EMBEDDING_LOCAL_MODEL_PATH",
         "EMBEDDING_OPENAI_API_KEY",
         "EMBEDDING_OPENAI_BASE_URL",
         "EMBEDDING_OPENAI_MODEL",

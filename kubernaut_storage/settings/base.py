@@ -140,6 +140,8 @@ SPECTACULAR_SETTINGS = {
 #
 # The local model's intra-op threads per process; several workers/threads embed in parallel.
 EMBEDDING_LOCAL_THREADS = env.int("EMBEDDING_LOCAL_THREADS", default=1)
+# Another ONNX export of all-MiniLM-L6-v2 (same tokenizer and outputs); empty: the packaged one.
+EMBEDDING_LOCAL_MODEL_PATH = env.str("EMBEDDING_LOCAL_MODEL_PATH", default="") or None
 # The primary is `openai` when a key is configured, else the local model. OPENAI_API_KEY is
 # accepted too because that is where the key usually already is.
 EMBEDDING_OPENAI_API_KEY = env.str("EMBEDDING_OPENAI_API_KEY", default="") or env.str("OPENAI_API_KEY", default="")
@@ -159,14 +161,13 @@ EMBEDDING_FALLBACK = env.str("EMBEDDING_FALLBACK", default="local")
 EMBEDDING_CACHE_TTL_S = env.float("EMBEDDING_CACHE_TTL_S", default=300.0)
 # Set: the cache is Redis (shared by every worker and pod); unset: memory of each process.
 REDIS_URL = env.str("REDIS_URL", default="")
-CACHES: dict[str, dict[str, object]] = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-}
-if REDIS_URL:
-    CACHES["embeddings"] = {
+
+
+def embedding_redis_cache(location: str) -> dict[str, object]:
+    """The CACHES["embeddings"] entry for a Redis at `location` (also used by the tests)."""
+    return {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "TIMEOUT": EMBEDDING_CACHE_TTL_S,
+        "LOCATION": location,
         "KEY_PREFIX": "kubernaut-storage:embedding",
         "OPTIONS": {
             # A miss costs ~10 ms (local model) to ~200 ms (OpenAI): waiting longer than that
@@ -176,6 +177,13 @@ if REDIS_URL:
             "SOCKET_TIMEOUT": 0.1,
         },
     }
+
+
+CACHES: dict[str, dict[str, object]] = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+}
+if REDIS_URL:
+    CACHES["embeddings"] = embedding_redis_cache(REDIS_URL)
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {
