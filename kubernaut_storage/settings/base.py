@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from kubernaut_storage.embedded_postgres import embedded_database_settings
 
@@ -178,6 +179,16 @@ def embedding_redis_cache(location: str) -> dict[str, object]:
         },
     }
 
+
+# Refuse a bad value at start-up rather than answer every write 500 once it is first used.
+if EMBEDDING_FALLBACK not in ("local", "none"):
+    raise ImproperlyConfigured("EMBEDDING_FALLBACK must be 'local' or 'none'")
+if EMBEDDING_OPENAI_TIMEOUT_S <= 0 or EMBEDDING_RETRY_BUDGET_S <= 0 or EMBEDDING_CACHE_TTL_S < 0:
+    raise ImproperlyConfigured(
+        "EMBEDDING_OPENAI_TIMEOUT_S and EMBEDDING_RETRY_BUDGET_S must be positive, EMBEDDING_CACHE_TTL_S >= 0"
+    )
+if EMBEDDING_OPENAI_DIMENSIONS is not None and EMBEDDING_OPENAI_DIMENSIONS < 1:
+    raise ImproperlyConfigured("EMBEDDING_OPENAI_DIMENSIONS must be positive when set")
 
 CACHES: dict[str, dict[str, object]] = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
