@@ -116,7 +116,8 @@ class Command(BaseCommand):
                 outcome = embedding_backlog_backfill(batch_size=batch_size, limit=limit, progress=bar.update)
         except EmbeddingProviderError as exc:
             raise CommandError(
-                f"embedding failed, stopping: {exc}. The batches before this one are stored; run again to resume."
+                f"embedding failed, stopping: {str(exc).rstrip('.')}."
+                " The batches before this one are stored; run again to resume."
             ) from exc
         finally:
             bar.close()
