@@ -31,6 +31,7 @@ from embeddings.services import (
 )
 from embeddings.texts import audit_text
 from kubernaut_storage.exceptions import IdempotencyKeyInFlight, IdempotencyKeyReused, ServiceUnavailable
+from kubernaut_storage.metrics import EMBEDDING_DEFERRALS
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def audit_record_create(
                     audit_type=kind,
                     audit_id=record.id,
                     audit_recorded_at=recorded_at,
-                    seed=_embedding_seed(kind=kind, record=record, data=data),
+                    seed=audit_embedding_seed(kind=kind, record=record, data=data),
                     embedding=embedding,
                     input_sha256=text_sha256(text),
                     recorded_at=recorded_at,
@@ -146,7 +147,7 @@ def audit_record_create(
         return AuditWrite(body=body, replayed=False)
 
     try:
-        return _with_db_retries(write)
+        written = _with_db_retries(write)
     except _ConcurrentKeyClaimError:
         # A concurrent request with the same key committed first; our transaction rolled
         # back, so exactly one row exists. Answer as a retry of that request would be.
@@ -157,14 +158,22 @@ def audit_record_create(
         if replay is None:  # pragma: no cover - the conflicting row committed, so it exists
             raise IdempotencyKeyInFlight() from None
         return replay
+    if embedding is None:
+        # Counted once the record and its backlog row committed, not when the chain failed:
+        # the metric then equals the rows `embeddings_backfill` has to do.
+        EMBEDDING_DEFERRALS.inc()
+    return written
 
 
 class _ConcurrentKeyClaimError(Exception):
     """Raised inside the write transaction to roll it back when the key was claimed first."""
 
 
-def _embedding_seed(*, kind: AuditKind, record: AuditRecord, data: Mapping[str, Any]) -> dict[str, str]:
-    """The denormalised columns `incident_embeddings` carries for similarity search."""
+def audit_embedding_seed(*, kind: AuditKind, record: AuditRecord, data: Mapping[str, Any]) -> dict[str, str]:
+    """The denormalised columns `incident_embeddings` carries for similarity search.
+
+    Also used by `embeddings_backfill`, which rebuilds `data` from the stored payload.
+    """
     remediation_ref = record.name if kind == AuditKind.REMEDIATION else data.get("remediation_request_ref", "")
     return {
         "remediation_request_id": remediation_ref,

@@ -1,24 +1,124 @@
-"""Embedding services: turn a text into a vector, and store a record's vector."""
+"""Embedding services: turn a text into a vector (cache → provider chain), store a record's vector.
+
+The chain and the cache are built from settings once per process, on first use: a gunicorn
+worker forked from a master that already built them builds its own, because the openai
+client's connection pool and the local model's thread pools must not cross a fork.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from embeddings.cache import (
+    EmbeddingCache,
+    MemoryEmbeddingCache,
+    NoEmbeddingCache,
+    RedisEmbeddingCache,
+    embedding_cache_key,
+)
+from embeddings.chain import ProviderChain
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
-from embeddings.providers.base import Embedding
-from embeddings.providers.local import get_local_provider
+from embeddings.providers.base import Embedding, EmbeddingProvider, Vector
+from embeddings.providers.local import LocalMiniLMProvider
+from embeddings.providers.openai import OpenAIEmbeddingProvider
+from kubernaut_storage.metrics import EMBEDDING_FALLBACKS, EMBEDDING_LATENCY, EMBEDDING_RETRIES
+
+logger = logging.getLogger(__name__)
+
+#: The CACHES alias that, when configured (REDIS_URL set), makes the cache Redis.
+REDIS_CACHE_ALIAS = "embeddings"
+FALLBACK_CHOICES = ("local", "none")
 
 
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class EmbeddingRuntime:
+    """The process's provider chain and cache, tagged with the process that built them."""
+
+    pid: int
+    chain: ProviderChain
+    cache: EmbeddingCache
+
+
 def embedding_for_text(*, text: str) -> Embedding:
-    """The vector for `text`. Raises EmbeddingProviderError when no provider can make one."""
-    provider = get_local_provider()
-    [vector] = provider.embed([text])
-    return Embedding(vector=vector, model=provider.model)
+    """The vector for `text`, from the cache or the provider chain.
+
+    The cache key names the model of the provider that would answer: the primary's. A vector
+    the fallback made is stored under the fallback's model, so it can never be served as the
+    primary's (vectors of different models are never compared). Raises EmbeddingProviderError
+    (EmbeddingUnavailable) when no provider can embed.
+    """
+    runtime = embedding_runtime()
+    model = runtime.chain.primary.model
+    cached = runtime.cache.get(embedding_cache_key(model=model, text=text))
+    if cached is not None:
+        return Embedding(vector=cached, model=model)
+    result = runtime.chain.embed([text])
+    [vector] = result.vectors
+    runtime.cache.set(embedding_cache_key(model=result.model, text=text), vector)
+    return Embedding(vector=vector, model=result.model)
+
+
+def embedding_runtime() -> EmbeddingRuntime:
+    """This process's chain and cache, built on first use from settings."""
+    global _runtime
+    runtime = _runtime
+    pid = os.getpid()
+    if runtime is not None and runtime.pid == pid:
+        return runtime
+    with _runtime_lock:
+        runtime = _runtime
+        if runtime is None or runtime.pid != pid:
+            # A runtime inherited from the parent is dropped, not closed: its sockets are
+            # shared with the parent, which still uses them.
+            runtime = EmbeddingRuntime(pid=pid, chain=_chain_build(), cache=_cache_build())
+            _runtime = runtime
+            logger.info(
+                "embeddings: primary %s (%s), fallback %s, cache %s",
+                runtime.chain.primary.name,
+                runtime.chain.primary.model,
+                runtime.chain.fallback.name if runtime.chain.fallback else "none",
+                type(runtime.cache).__name__,
+            )
+        return runtime
+
+
+def embedding_primary_chain() -> ProviderChain:
+    """The process's primary alone, with the same retries, budget and metrics: no fallback.
+
+    For re-embedding rows a fallback made: falling back again would only make them again.
+    """
+    chain = embedding_runtime().chain
+    return ProviderChain(chain.primary, None, budget_s=chain.budget_s, on_event=_chain_event)
+
+
+def embedding_runtime_reset() -> None:
+    """Forget the chain and cache; the next embedding rebuilds them from settings (tests)."""
+    global _runtime
+    with _runtime_lock:
+        runtime, _runtime = _runtime, None
+    if runtime is not None and runtime.pid == os.getpid():
+        for provider in (runtime.chain.primary, runtime.chain.fallback):
+            inner = getattr(provider, "inner", None)
+            if isinstance(inner, OpenAIEmbeddingProvider):
+                inner.close()
 
 
 def incident_embedding_create(
@@ -56,3 +156,125 @@ def embedding_backlog_add(
         reason=reason[:1000],
         created_at=created_at,
     )
+
+
+# --- building the runtime ---------------------------------------------------------------------
+
+
+class TimedProvider:
+    """A provider whose every call is observed in EMBEDDING_LATENCY under its name.
+
+    Failed calls are observed too: during an outage the question is how long writes wait on
+    the primary, and a histogram of successes only would hide exactly the timeouts.
+    """
+
+    def __init__(self, inner: EmbeddingProvider) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.model = inner.model
+
+    def embed(self, texts: Sequence[str]) -> list[Vector]:
+        started = time.perf_counter()
+        try:
+            return self.inner.embed(texts)
+        finally:
+            EMBEDDING_LATENCY.labels(self.name).observe(time.perf_counter() - started)
+
+
+def _chain_event(name: str, fields: dict[str, Any]) -> None:
+    if name == "retry":
+        EMBEDDING_RETRIES.labels(fields["provider"]).inc()
+        logger.info("embedding retry %d of %s: %s", fields["attempt"], fields["provider"], fields["error"])
+    elif name == "fallback":
+        EMBEDDING_FALLBACKS.labels(fields["reason"]).inc()
+        logger.warning(
+            "embedding fell back to %s after %d %s call(s) (%s): %s",
+            fields["provider"],
+            fields["attempts"],
+            fields["primary"],
+            fields["reason"],
+            fields["error"],
+        )
+    # "unavailable" is counted where the write path defers (EMBEDDING_DEFERRALS), once per
+    # stored record rather than once per failed chain call.
+
+
+def _local_provider() -> LocalMiniLMProvider:
+    """One local model per process and configuration: loading it takes memory and time, so a
+    rebuilt chain (tests) reuses it."""
+    threads, path = settings.EMBEDDING_LOCAL_THREADS, settings.EMBEDDING_LOCAL_MODEL_PATH
+    with _local_lock:
+        provider = _local_providers.get((threads, path))
+        if provider is None:
+            provider = LocalMiniLMProvider(intra_op_num_threads=threads, model_path=Path(path) if path else None)
+            _local_providers[(threads, path)] = provider
+        return provider
+
+
+def _chain_build() -> ProviderChain:
+    if settings.EMBEDDING_FALLBACK not in FALLBACK_CHOICES:
+        raise ImproperlyConfigured(f"EMBEDDING_FALLBACK must be one of {', '.join(FALLBACK_CHOICES)}")
+    local = TimedProvider(_local_provider())
+    if not settings.EMBEDDING_OPENAI_API_KEY:
+        # The local model is the only provider: nothing to fall back to.
+        return ProviderChain(local, None, budget_s=settings.EMBEDDING_RETRY_BUDGET_S, on_event=_chain_event)
+    primary = TimedProvider(
+        OpenAIEmbeddingProvider(
+            base_url=settings.EMBEDDING_OPENAI_BASE_URL,
+            api_key=settings.EMBEDDING_OPENAI_API_KEY,
+            model=settings.EMBEDDING_OPENAI_MODEL,
+            dimensions=settings.EMBEDDING_OPENAI_DIMENSIONS,
+            timeout_s=settings.EMBEDDING_OPENAI_TIMEOUT_S,
+        )
+    )
+    fallback = local if settings.EMBEDDING_FALLBACK == "local" else None
+    return ProviderChain(primary, fallback, budget_s=settings.EMBEDDING_RETRY_BUDGET_S, on_event=_chain_event)
+
+
+def _cache_build() -> EmbeddingCache:
+    ttl_s = settings.EMBEDDING_CACHE_TTL_S
+    if ttl_s <= 0:
+        return NoEmbeddingCache()
+    if REDIS_CACHE_ALIAS in settings.CACHES:
+        return RedisEmbeddingCache.from_django_cache(alias=REDIS_CACHE_ALIAS, ttl_s=ttl_s)
+    return MemoryEmbeddingCache(ttl_s=ttl_s)
+
+
+_runtime: EmbeddingRuntime | None = None
+_runtime_lock = threading.Lock()
+_local_providers: dict[tuple[int, str | None], LocalMiniLMProvider] = {}
+_local_lock = threading.Lock()
+
+_RUNTIME_SETTINGS = frozenset(
+    {
+        "CACHES",
+        "REDIS_URL",
+        "EMBEDDING_LOCAL_THREADS",
+        "EMBEDDING_LOCAL_MODEL_PATH",
+        "EMBEDDING_OPENAI_API_KEY",
+        "EMBEDDING_OPENAI_BASE_URL",
+        "EMBEDDING_OPENAI_MODEL",
+        "EMBEDDING_OPENAI_DIMENSIONS",
+        "EMBEDDING_OPENAI_TIMEOUT_S",
+        "EMBEDDING_RETRY_BUDGET_S",
+        "EMBEDDING_FALLBACK",
+        "EMBEDDING_CACHE_TTL_S",
+    }
+)
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    # Settings change at run time only in tests (override_settings); rebuild from the new ones.
+    if setting in _RUNTIME_SETTINGS:
+        embedding_runtime_reset()
+
+
+def _after_fork() -> None:
+    # A lock held by another thread at fork time would stay held forever in the child.
+    global _runtime_lock, _local_lock
+    _runtime_lock = threading.Lock()
+    _local_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)

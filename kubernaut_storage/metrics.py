@@ -25,13 +25,13 @@ REQUEST_LATENCY = Histogram(
 )
 EMBEDDING_LATENCY = Histogram(
     "kubernaut_embedding_duration_seconds",
-    "Time to obtain one embedding from a provider (cache misses only).",
+    "Time of one embedding provider call, failed calls included (cache misses only).",
     ["provider"],
     buckets=_LATENCY_BUCKETS,
 )
 EMBEDDING_CACHE = Counter(
     "kubernaut_embedding_cache_total",
-    "Embedding cache lookups by result: hit, miss, error.",
+    "Embedding cache lookups by result: hit, miss, error, bypass (Redis skipped after a failure).",
     ["result"],
 )
 EMBEDDING_RETRIES = Counter(

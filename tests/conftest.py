@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import copy
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
+from embeddings.services import embedding_runtime_reset
 from kubernaut_storage.partitioning import partitions_ensure
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _partitions_current(django_db_setup: Any, django_db_blocker: Any) -> None:
+def _partitions_current(request: pytest.FixtureRequest, django_db_setup: Any, django_db_blocker: Any) -> None:
+    # pytest-django sets up the test database only when a collected test uses it; without one
+    # the connection would still point at the development database.
+    if not any(item.get_closest_marker("django_db") for item in request.session.items):
+        return
     # --reuse-db keeps a test database across months; its partitions must follow the calendar.
     with django_db_blocker.unblock():
         partitions_ensure(now=timezone.now(), months_ahead=2)
@@ -21,3 +32,35 @@ def _partitions_current(django_db_setup: Any, django_db_blocker: Any) -> None:
 @pytest.fixture
 def api() -> Client:
     return Client()
+
+
+@pytest.fixture(autouse=True)
+def _embedding_runtime_fresh(settings: Any) -> Iterator[None]:
+    """Every test starts with a newly built provider chain and an empty embedding cache.
+
+    Under scripts/test the cache is Redis (REDIS_URL); a key prefix of its own gives each test
+    an empty namespace there, without flushing a Redis someone else may point us at.
+    """
+    if "embeddings" in settings.CACHES:
+        caches = copy.deepcopy(settings.CACHES)
+        caches["embeddings"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex}"
+        settings.CACHES = caches
+    embedding_runtime_reset()
+    yield
+    embedding_runtime_reset()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis: REDIS_URL (scripts/test starts one), else a redis-server of our own.
+
+    Never a skip: without redis-server the tests that need it fail and say why.
+    """
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    if shutil.which("redis-server") is None:
+        pytest.fail("these tests need Redis: run scripts/test, or set REDIS_URL, or install redis-server")
+    with RedisServer() as server:
+        yield server.url

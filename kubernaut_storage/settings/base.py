@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from kubernaut_storage.embedded_postgres import embedded_database_settings
 
@@ -135,8 +136,65 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Embeddings -----------------------------------------------------------------------------
+# DESIGN §5. The provider chain and the cache are built from these once per process, lazily
+# (embeddings/services.py); changing one of them in a test rebuilds both.
+#
 # The local model's intra-op threads per process; several workers/threads embed in parallel.
 EMBEDDING_LOCAL_THREADS = env.int("EMBEDDING_LOCAL_THREADS", default=1)
+# Another ONNX export of all-MiniLM-L6-v2 (same tokenizer and outputs); empty: the packaged one.
+EMBEDDING_LOCAL_MODEL_PATH = env.str("EMBEDDING_LOCAL_MODEL_PATH", default="") or None
+# The primary is `openai` when a key is configured, else the local model. OPENAI_API_KEY is
+# accepted too because that is where the key usually already is.
+EMBEDDING_OPENAI_API_KEY = env.str("EMBEDDING_OPENAI_API_KEY", default="") or env.str("OPENAI_API_KEY", default="")
+# Any OpenAI-compatible server; empty means OpenAI itself.
+EMBEDDING_OPENAI_BASE_URL = env.str("EMBEDDING_OPENAI_BASE_URL", default="") or None
+EMBEDDING_OPENAI_MODEL = env.str("EMBEDDING_OPENAI_MODEL", default="text-embedding-3-small")
+# Unset: the model's native width (1536 for text-embedding-3-small).
+EMBEDDING_OPENAI_DIMENSIONS = env.int("EMBEDDING_OPENAI_DIMENSIONS", default=None)
+# One call's timeout, and the time within which retries of the primary may start. A write
+# waits at most about budget + timeout for the primary before the fallback answers.
+EMBEDDING_OPENAI_TIMEOUT_S = env.float("EMBEDDING_OPENAI_TIMEOUT_S", default=2.0)
+EMBEDDING_RETRY_BUDGET_S = env.float("EMBEDDING_RETRY_BUDGET_S", default=2.0)
+# "local": a failing primary falls back to the local model (DESIGN §5). "none": defer instead,
+# so every vector ends up made by the primary (one model to search) once backfilled.
+EMBEDDING_FALLBACK = env.str("EMBEDDING_FALLBACK", default="local")
+# Vectors are cached by SHA-256 of (model, text); 0 turns the cache off.
+EMBEDDING_CACHE_TTL_S = env.float("EMBEDDING_CACHE_TTL_S", default=300.0)
+# Set: the cache is Redis (shared by every worker and pod); unset: memory of each process.
+REDIS_URL = env.str("REDIS_URL", default="")
+
+
+def embedding_redis_cache(location: str) -> dict[str, object]:
+    """The CACHES["embeddings"] entry for a Redis at `location` (also used by the tests)."""
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": location,
+        "KEY_PREFIX": "kubernaut-storage:embedding",
+        "OPTIONS": {
+            # A miss costs ~10 ms (local model) to ~200 ms (OpenAI): waiting longer than that
+            # for the cache can only lose. A dead Redis then costs one short timeout before
+            # the circuit breaker in embeddings/cache.py stops asking it for a while.
+            "SOCKET_CONNECT_TIMEOUT": 0.1,
+            "SOCKET_TIMEOUT": 0.1,
+        },
+    }
+
+
+# Refuse a bad value at start-up rather than answer every write 500 once it is first used.
+if EMBEDDING_FALLBACK not in ("local", "none"):
+    raise ImproperlyConfigured("EMBEDDING_FALLBACK must be 'local' or 'none'")
+if EMBEDDING_OPENAI_TIMEOUT_S <= 0 or EMBEDDING_RETRY_BUDGET_S <= 0 or EMBEDDING_CACHE_TTL_S < 0:
+    raise ImproperlyConfigured(
+        "EMBEDDING_OPENAI_TIMEOUT_S and EMBEDDING_RETRY_BUDGET_S must be positive, EMBEDDING_CACHE_TTL_S >= 0"
+    )
+if EMBEDDING_OPENAI_DIMENSIONS is not None and EMBEDDING_OPENAI_DIMENSIONS < 1:
+    raise ImproperlyConfigured("EMBEDDING_OPENAI_DIMENSIONS must be positive when set")
+
+CACHES: dict[str, dict[str, object]] = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+}
+if REDIS_URL:
+    CACHES["embeddings"] = embedding_redis_cache(REDIS_URL)
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {
