@@ -138,6 +138,11 @@ SPECTACULAR_SETTINGS = {
 # The local model's intra-op threads per process; several workers/threads embed in parallel.
 EMBEDDING_LOCAL_THREADS = env.int("EMBEDDING_LOCAL_THREADS", default=1)
 
+# --- Auditors and operators (issue 6) ------------------------------------------------------
+# Where `audit_retention` writes partition archives (gzip JSON Lines) and their manifests.
+AUDIT_ARCHIVE_DIR = Path(env.str("AUDIT_ARCHIVE_DIR", default=str(BASE_DIR / ".data" / "archives")))
+# --- end auditors and operators
+
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
