@@ -60,12 +60,12 @@ class PartitionedPaginator(Paginator):
         # One query: the planner's estimate over every partition, plus an exact count bounded
         # by EXACT_COUNT_LIMIT so that a small or never-analysed table (reltuples = -1) still
         # shows its true size.
-        # The table's own reltuples (a plain table) plus its partitions' (a partitioned
-        # parent's own is -1: it holds no rows).
+        # The table's own reltuples (a plain table) plus its partitions'. A partitioned
+        # parent holds no rows; ANALYZE of it stores the whole table's total, counted already.
         statement = sql.SQL(
             "SELECT (SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint FROM pg_class"
-            "        WHERE oid = %s::regclass"
-            "           OR oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass)),"
+            "        WHERE relkind <> 'p' AND (oid = %s::regclass"
+            "           OR oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass))),"
             "       (SELECT count(*) FROM (SELECT 1 FROM {} LIMIT %s) AS bounded)"
         ).format(sql.Identifier(model._meta.db_table))
         with connection.cursor() as cursor:
@@ -90,12 +90,20 @@ def _planner_rows(queryset: QuerySet[Any]) -> int:
 
 
 class LightChangeList(ChangeList):
-    """The changelist of a model whose big columns are left out of the list query."""
+    """A changelist that loads only the list columns and always reads through a LIMIT."""
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
         queryset = super().get_queryset(request, exclude_parameters)
         heavy = getattr(self.model_admin, "list_deferred_fields", ())
         return queryset.defer(*heavy) if heavy else queryset
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        # Django leaves a list that fits one page (or "show all") without a LIMIT. With one, the
+        # plan stays an index walk of at most a page even when the count was an estimate.
+        if not self.result_list.query.is_sliced:
+            limit = self.list_max_show_all if self.show_all else self.list_per_page
+            self.result_list = self.result_list[:limit]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]

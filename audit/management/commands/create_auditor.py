@@ -21,6 +21,9 @@ class Command(BaseCommand):
         "(for scripts: manage.py create_auditor alice --password-stdin < password-file)."
     )
 
+    # Lets call_command() hand the command a stdin (tests), as createsuperuser does.
+    stealth_options = ("stdin",)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username", help="login name of the new auditor")
         parser.add_argument("--email", default="", help="e-mail address (optional)")
