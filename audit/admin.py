@@ -28,6 +28,7 @@ from audit.serializers import TARGET_TYPES
 admin.site.site_header = "Kubernaut audit trail"
 admin.site.site_title = "Kubernaut audit trail"
 admin.site.index_title = "Audit records (read-only)"
+admin.site.site_url = None  # no public site to "view": the service has only an API
 
 SIGNAL_TYPES = ["prometheus", "kubernetes-event"]
 
@@ -56,12 +57,13 @@ class AuditRecordAdmin(ReadOnlyAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         return [
+            # What it is and where it belongs first; then the detail; the evidence last.
             (None, {"fields": ["kind_label", "correlation", "namespace", "name", "phase", "message"]}),
+            ("Related records", {"fields": ["related_html"]}),
             ("Times (UTC)", {"fields": ["created_at", "started_at", "completed_at", "recorded_at"]}),
             (f"{self.model._meta.verbose_name.capitalize()} fields", {"fields": list(self.type_fields)}),
-            ("Labels", {"fields": ["labels_html"]}),
-            ("Related records", {"fields": ["related_html"]}),
             ("Similar incidents", {"fields": ["similar_html"]}),
+            ("Labels", {"fields": ["labels_html"]}),
             ("Payload as received", {"fields": ["payload_html"], "classes": ["wide"]}),
             ("Integrity", {"fields": ["actor", "request_id", "content_sha256"]}),
         ]

@@ -141,6 +141,8 @@ EMBEDDING_LOCAL_THREADS = env.int("EMBEDDING_LOCAL_THREADS", default=1)
 # --- Auditors and operators (issue 6) ------------------------------------------------------
 # Where `audit_retention` writes partition archives (gzip JSON Lines) and their manifests.
 AUDIT_ARCHIVE_DIR = Path(env.str("AUDIT_ARCHIVE_DIR", default=str(BASE_DIR / ".data" / "archives")))
+# The admin shows timestamps to the second, ISO-like (kubernaut_storage/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["kubernaut_storage.formats"]
 # --- end auditors and operators
 
 # --- Logging --------------------------------------------------------------------------------
