@@ -105,39 +105,63 @@ INSERTS = {
     "audit_remediation": f"""
 INSERT INTO audit_remediation ({COMMON_COLUMNS}, signal_type, signal_name, signal_namespace, target_type,
     target_name, target_namespace, environment, priority, fingerprint)
-SELECT {_common(0, "'rr-' || i", "'signalType', signal_type, 'signalName', 'KubePodOOMKilled', 'targetType', target_type,"
-                " 'targetName', app, 'environment', environment, 'priority', priority,"
-                " 'reason', 'Container exceeded its memory limit'")},
+SELECT {
+        _common(
+            0,
+            "'rr-' || i",
+            "'signalType', signal_type, 'signalName', 'KubePodOOMKilled',"
+            " 'targetType', target_type, 'targetName', app, 'environment', environment, 'priority', priority,"
+            " 'reason', 'Container exceeded its memory limit'",
+        )
+    },
        signal_type, 'KubePodOOMKilled', ns, target_type, app, ns, environment, priority,
        encode(sha256(convert_to('fp' || mod(i, 5000), 'UTF8')), 'hex')
-FROM bench_chains""",
+FROM bench_chains""",  # noqa: S608 - constant SQL of this script
     "audit_aianalysis": f"""
 INSERT INTO audit_aianalysis ({COMMON_COLUMNS}, remediation_request_ref, signal_type, llm_provider, llm_model,
     root_cause, confidence, recommended_action, requires_approval)
-SELECT {_common(20, "'ai-' || i", "'remediationRequestRef', 'rr-' || i, 'llmProvider', 'openai', 'llmModel', 'gpt-4o',"
-                " 'rootCause', 'Memory leak in the cache', 'confidence', 0.8, 'tokensUsed', 1800")},
+SELECT {
+        _common(
+            20,
+            "'ai-' || i",
+            "'remediationRequestRef', 'rr-' || i, 'llmProvider', 'openai', 'llmModel', 'gpt-4o',"
+            " 'rootCause', 'Memory leak in the cache', 'confidence', 0.8, 'tokensUsed', 1800",
+        )
+    },
        'rr-' || i, signal_type, 'openai', 'gpt-4o',
        (ARRAY['Memory leak in the payment cache', 'CPU throttling under load', 'Bad config rollout',
               'Node disk pressure', 'Crash loop after image update'])[1 + mod(i, 5)],
        0.5 + mod(i, 50) / 100.0, 'increase_memory_limit', mod(i, 10) = 0
-FROM bench_chains""",
+FROM bench_chains""",  # noqa: S608 - constant SQL of this script
     "audit_workflow": f"""
 INSERT INTO audit_workflow ({COMMON_COLUMNS}, remediation_request_ref, ai_analysis_ref, workflow_name, step_count,
     completed_count, failed_count)
-SELECT {_common(40, "'wf-' || i", "'remediationRequestRef', 'rr-' || i, 'aiAnalysisRef', 'ai-' || i,"
-                " 'workflowName', 'oom-recovery', 'stepCount', 3,"
-                " 'stepStatuses', jsonb_build_array(jsonb_build_object('name', 'increase-memory', 'phase', phase))")},
+SELECT {
+        _common(
+            40,
+            "'wf-' || i",
+            "'remediationRequestRef', 'rr-' || i, 'aiAnalysisRef', 'ai-' || i,"
+            " 'workflowName', 'oom-recovery', 'stepCount', 3,"
+            " 'stepStatuses', jsonb_build_array(jsonb_build_object('name', 'increase-memory', 'phase', phase))",
+        )
+    },
        'rr-' || i, 'ai-' || i, 'oom-recovery', 3, CASE WHEN phase = 'Failed' THEN 1 ELSE 3 END,
        CASE WHEN phase = 'Failed' THEN 1 ELSE 0 END
-FROM bench_chains""",
+FROM bench_chains""",  # noqa: S608 - constant SQL of this script
     "audit_execution": f"""
 INSERT INTO audit_execution ({COMMON_COLUMNS}, workflow_execution_ref, step_name, action_type, target_type,
     target_name, target_namespace, action_result, is_rolled_back)
-SELECT {_common(60, "'ke-' || i || '-' || step", "'workflowExecutionRef', 'wf-' || i, 'actionType', 'increase_memory_limit',"
-                " 'actionData', jsonb_build_object('memory', '1Gi')")},
+SELECT {
+        _common(
+            60,
+            "'ke-' || i || '-' || step",
+            "'workflowExecutionRef', 'wf-' || i,"
+            " 'actionType', 'increase_memory_limit', 'actionData', jsonb_build_object('memory', '1Gi')",
+        )
+    },
        'wf-' || i, 'step-' || step, (ARRAY['increase_memory_limit', 'restart_pod', 'scale_deployment'])[step],
        target_type, app, ns, 'patched', step = 2 AND mod(i, 50) = 0
-FROM bench_chains, generate_series(1, 2) AS step""",
+FROM bench_chains, generate_series(1, 2) AS step""",  # noqa: S608 - constant SQL of this script
 }
 
 EMBEDDINGS_INSERT = """
@@ -169,9 +193,7 @@ def load(*, chains: int, embeddings: int) -> None:
         for table in PARTITIONED_TABLES:
             partition_create(partition_for(table, add_months(start, offset)))
     span = (now - dt.timedelta(hours=1)) - start
-    view = sql.SQL(CHAINS_VIEW).format(
-        start=sql.Literal(start), span=sql.Literal(span), chains=sql.Literal(chains)
-    )
+    view = sql.SQL(CHAINS_VIEW).format(start=sql.Literal(start), span=sql.Literal(span), chains=sql.Literal(chains))
     _execute(view)
     total = time.perf_counter()
     for table, statement in INSERTS.items():
@@ -186,8 +208,10 @@ def load(*, chains: int, embeddings: int) -> None:
     print(f"loaded in {time.perf_counter() - total:.0f} s")
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT parent.relname, sum(child.reltuples)::bigint, pg_size_pretty(sum(pg_total_relation_size(child.oid)))"
-            " FROM pg_inherits JOIN pg_class parent ON parent.oid = inhparent JOIN pg_class child ON child.oid = inhrelid"
+            "SELECT parent.relname, sum(child.reltuples)::bigint,"
+            " pg_size_pretty(sum(pg_total_relation_size(child.oid)))"
+            " FROM pg_inherits JOIN pg_class parent ON parent.oid = inhparent"
+            " JOIN pg_class child ON child.oid = inhrelid"
             " WHERE parent.relkind = 'p' GROUP BY parent.relname ORDER BY 1"
         )
         for name, rows, size in cursor.fetchall():
@@ -239,7 +263,7 @@ def _pages() -> dict[str, str]:
 
 def time_pages(*, repeat: int) -> None:
     client = _auditor_client()
-    print(f"| page | min ms | median ms | max ms | queries |\n|---|---|---|---|---|")
+    print("| page | min ms | median ms | max ms | queries |\n|---|---|---|---|---|")
     for label, url in _pages().items():
         response = client.get(url)  # warm-up
         assert response.status_code == 200, (url, response.status_code)
@@ -280,6 +304,10 @@ def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [node, *(child for sub in node.get("Plans", []) for child in _plan_nodes(sub))]
 
 
+def _generic(index_name: str) -> str:
+    return re.sub(r"_p[0-9]{4}_[0-9]{2}", "_pYYYY_MM", index_name)
+
+
 def plans() -> None:
     """For every page, each query on an audit or embedding table: its time and how it reads."""
     client = _auditor_client()
@@ -304,7 +332,7 @@ def plans() -> None:
             # only those that read rows are named.
             scans = sorted(
                 {
-                    f"{node['Node Type']} {re.sub(r'_p[0-9]{4}_[0-9]{2}', '_pYYYY_MM', node.get('Index Name', ''))}".strip()
+                    f"{node['Node Type']} {_generic(node.get('Index Name', ''))}".strip()
                     for node in nodes
                     if ("Scan" in node["Node Type"] and node["Node Type"] != "Seq Scan")
                     or node["Node Type"] in ("Sort", "Incremental Sort")
