@@ -41,7 +41,6 @@ class AuditRecordAdmin(ReadOnlyAdmin):
     list_deferred_fields: tuple[str, ...] = ("payload", "labels", "message", "content_sha256")
     # Only orderings an index serves; sorting a million rows by another column is a full sort.
     sortable_by = ("recorded_at",)
-    show_facets = admin.ShowFacets.NEVER  # facet counts are one COUNT per filter choice
     search_fields = ("correlation_id", "name")  # shows the box; get_search_results does the work
     search_help_text = "An exact correlation id, a name prefix, or namespace/name-prefix."
     readonly_fields = (

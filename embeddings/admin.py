@@ -51,7 +51,6 @@ class IncidentEmbeddingAdmin(ReadOnlyAdmin):
     list_deferred_fields = ("embedding", "root_cause", "input_sha256")
     ordering = ("-audit_recorded_at",)
     sortable_by = ("audit_recorded_at",)
-    show_facets = admin.ShowFacets.NEVER
     search_fields = ("audit_id",)
     search_help_text = "An audit record id."
     readonly_fields = ("audit_record", "vector_summary", "similar_html")
@@ -105,7 +104,6 @@ class EmbeddingBacklogAdmin(ReadOnlyAdmin):
     list_filter = ("audit_type",)
     ordering = ("-created_at",)
     sortable_by = ("created_at",)
-    show_facets = admin.ShowFacets.NEVER
     search_fields = ("audit_id",)
     search_help_text = "An audit record id."
     readonly_fields = ("audit_record",)

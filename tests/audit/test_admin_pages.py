@@ -82,7 +82,8 @@ def test_every_page_costs_the_same_number_of_queries_however_many_rows(auditor_c
 
 def test_no_page_counts_a_whole_table(auditor_client):
     chain = remediation_chain()
-    for url in _pages(chain).values():
+    facets = f"{REMEDIATIONS}?_facets=1&phase__exact=Failed"  # Django's facet counts: switched off
+    for url in [*_pages(chain).values(), facets]:
         for query in _queries(auditor_client, url)[1]:
             if re.search(r"count\(\*\)", query, re.IGNORECASE):
                 assert re.search(rf"LIMIT {EXACT_COUNT_LIMIT + 1}\b", query), query
