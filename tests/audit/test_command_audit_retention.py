@@ -171,3 +171,17 @@ def test_a_tampered_archive_fails_verification(old_month, tmp_path):
     archive.write_bytes(gzip.compress("\n".join(rows[:-1]).encode() + b"\n"))  # one row "lost"
     with pytest.raises(ArchiveVerificationError, match="SHA-256"):
         manifest_verify(manifest_path)
+
+
+def test_archive_verify_command_accepts_intact_archives_and_reports_tampered_ones(old_month, tmp_path):
+    _retention("--older-than", "2", "--archive-dir", str(tmp_path), "--yes")
+    out = io.StringIO()
+    call_command("audit_archive_verify", str(tmp_path), stdout=out)
+    assert "5 archive(s) verified." in out.getvalue()
+
+    archive = tmp_path / f"{partition_for('audit_remediation', old_month).name}.jsonl.gz"
+    archive.write_bytes(archive.read_bytes()[:-8])  # truncated in transit
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 of 5 archive"):
+        call_command("audit_archive_verify", str(tmp_path), stdout=out)
+    assert f"FAILED {partition_for('audit_remediation', old_month).name}.manifest.json" in out.getvalue()

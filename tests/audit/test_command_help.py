@@ -11,6 +11,7 @@ COMMANDS = {
     "audit_retention": ["--older-than", "--yes", "--archive-dir", "manifest", "SHA-256", "dry run"],
     "idempotency_keys_prune": ["--older-than-hours", "--yes", "--batch-size", "24"],
     "create_auditor": ["USERNAME", "--password-stdin", "auditors", "view"],
+    "audit_archive_verify": ["SHA-256", "manifest", "AUDIT_ARCHIVE_DIR"],
 }
 
 
