@@ -57,6 +57,13 @@ class AuditRecord(models.Model):
             models.Index(fields=["recorded_at"], name="%(class)s_recorded_idx"),
             models.Index(fields=["correlation_id"], name="%(class)s_corr_idx"),
             models.Index(fields=["namespace", "name"], name="%(class)s_ns_name_idx"),
+            # The admin (docs/ADMIN.md): every list filter is `<column> = value ORDER BY
+            # recorded_at DESC LIMIT n`, which a (column, recorded_at) index answers by reading
+            # exactly n entries, however rare the value. The name index serves the prefix search
+            # (`name LIKE 'x%'`), which a plain btree cannot under a non-C collation.
+            models.Index(fields=["phase", "recorded_at"], name="%(class)s_phase_rec_idx"),
+            models.Index(fields=["namespace", "recorded_at"], name="%(class)s_ns_rec_idx"),
+            models.Index(fields=["name"], name="%(class)s_name_like_idx", opclasses=["varchar_pattern_ops"]),
         ]
 
     def __str__(self) -> str:
@@ -80,6 +87,13 @@ class RemediationAudit(AuditRecord):
     class Meta(AuditRecord.Meta):
         db_table = "audit_remediation"
         verbose_name = "remediation audit"
+        indexes = [
+            *AuditRecord.Meta.indexes,
+            models.Index(fields=["signal_type", "recorded_at"], name="audit_rem_signal_rec_idx"),
+            models.Index(fields=["target_type", "recorded_at"], name="audit_rem_target_rec_idx"),
+            models.Index(fields=["environment", "recorded_at"], name="audit_rem_env_rec_idx"),
+            models.Index(fields=["priority", "recorded_at"], name="audit_rem_prio_rec_idx"),
+        ]
 
 
 class AIAnalysisAudit(AuditRecord):
@@ -98,6 +112,11 @@ class AIAnalysisAudit(AuditRecord):
     class Meta(AuditRecord.Meta):
         db_table = "audit_aianalysis"
         verbose_name = "AI analysis audit"
+        indexes = [
+            *AuditRecord.Meta.indexes,
+            models.Index(fields=["signal_type", "recorded_at"], name="audit_ai_signal_rec_idx"),
+            models.Index(fields=["requires_approval", "recorded_at"], name="audit_ai_approval_rec_idx"),
+        ]
 
 
 class WorkflowAudit(AuditRecord):
@@ -132,6 +151,11 @@ class ExecutionAudit(AuditRecord):
     class Meta(AuditRecord.Meta):
         db_table = "audit_execution"
         verbose_name = "execution audit"
+        indexes = [
+            *AuditRecord.Meta.indexes,
+            models.Index(fields=["target_type", "recorded_at"], name="audit_exe_target_rec_idx"),
+            models.Index(fields=["is_rolled_back", "recorded_at"], name="audit_exe_rollback_rec_idx"),
+        ]
 
 
 AUDIT_MODELS: dict[AuditKind, type[AuditRecord]] = {

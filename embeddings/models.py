@@ -44,6 +44,13 @@ class IncidentEmbedding(models.Model):
                 name="incident_embeddings_audit_model_uniq",
             ),
         ]
+        # The admin's list (newest first) and its filters, as for the audit tables: a
+        # (column, audit_recorded_at) index reads exactly one page whatever the value's rarity.
+        indexes = [
+            models.Index(fields=["audit_recorded_at"], name="incident_emb_recorded_idx"),
+            models.Index(fields=["audit_type", "audit_recorded_at"], name="incident_emb_type_rec_idx"),
+            models.Index(fields=["model", "audit_recorded_at"], name="incident_emb_model_rec_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.audit_type} #{self.audit_id} ({self.model})"

@@ -117,13 +117,57 @@ def partitions_ensure(*, now: dt.datetime, months_ahead: int) -> list[Partition]
             partition = partition_for(table, add_months(month_start(now), offset))
             if partition.name in present:
                 continue
-            statement = sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-                sql.Identifier(partition.name),
-                sql.Identifier(table),
-                sql.Literal(partition.starts),
-                sql.Literal(partition.ends),
-            )
-            with connection.cursor() as cursor:
-                cursor.execute(statement.as_string(cursor.cursor.connection))
+            partition_create(partition)
             created.append(partition)
     return created
+
+
+def partition_create(partition: Partition) -> None:
+    """Create one monthly partition (idempotent). Also for tests that need a past month."""
+    statement = sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+        sql.Identifier(partition.name),
+        sql.Identifier(partition.table),
+        sql.Literal(partition.starts),
+        sql.Literal(partition.ends),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement.as_string(cursor.cursor.connection))
+
+
+# --- retention (issue 6) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionStats:
+    """A partition as the catalog describes it, with the planner's row estimate."""
+
+    partition: Partition
+    estimated_rows: int
+
+
+def partitions_list(table: str) -> list[PartitionStats]:
+    """The range partitions of `table` with their bounds as PostgreSQL stores them, oldest first.
+
+    Bounds are parsed by PostgreSQL itself (`pg_get_expr` prints them in the session's time
+    zone; casting back in the same session is exact). A DEFAULT partition or one bounded by
+    MINVALUE/MAXVALUE has no such bounds and is left out: retention never drops what it cannot
+    place in time.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, starts, ends, estimated FROM ("
+            "  SELECT child.relname AS name,"
+            "    (regexp_match(pg_get_expr(child.relpartbound, child.oid), $$FROM \\('([^']+)'\\)$$))[1]::timestamptz"
+            "      AS starts,"
+            "    (regexp_match(pg_get_expr(child.relpartbound, child.oid), $$TO \\('([^']+)'\\)$$))[1]::timestamptz"
+            "      AS ends,"
+            "    greatest(child.reltuples, 0)::bigint AS estimated"
+            "  FROM pg_inherits JOIN pg_class child ON child.oid = pg_inherits.inhrelid"
+            "  WHERE pg_inherits.inhparent = %s::regclass"
+            ") AS bounds WHERE starts IS NOT NULL AND ends IS NOT NULL ORDER BY starts",
+            [table],
+        )
+        return [
+            PartitionStats(Partition(table, name, starts, ends), int(estimated))
+            for name, starts, ends, estimated in cursor.fetchall()
+        ]

@@ -2,10 +2,20 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from audit.admin_views import correlation_timeline_view
+
 urlpatterns = [
     path("api/v1/", include("audit.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # --- auditors (issue 6): the correlation timeline, behind the admin login; listed before
+    # admin.site.urls, whose catch-all would otherwise answer it.
+    path(
+        "admin/timeline/<str:correlation_id>/",
+        admin.site.admin_view(correlation_timeline_view),
+        name="audit-timeline",
+    ),
+    # --- end auditors
     path("admin/", admin.site.urls),
 ]
 

@@ -196,6 +196,13 @@ CACHES: dict[str, dict[str, object]] = {
 if REDIS_URL:
     CACHES["embeddings"] = embedding_redis_cache(REDIS_URL)
 
+# --- Auditors and operators (issue 6) ------------------------------------------------------
+# Where `audit_retention` writes partition archives (gzip JSON Lines) and their manifests.
+AUDIT_ARCHIVE_DIR = Path(env.str("AUDIT_ARCHIVE_DIR", default=str(BASE_DIR / ".data" / "archives")))
+# The admin shows timestamps to the second, ISO-like (kubernaut_storage/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["kubernaut_storage.formats"]
+# --- end auditors and operators
+
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

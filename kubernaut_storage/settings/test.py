@@ -1,4 +1,5 @@
-"""Settings for the test suite: a separate embedded data directory so tests never touch run data."""
+"""Settings for the test suite: the same embedded server as `local`, but pytest-django's own
+`test_…` database, so tests never touch run data."""
 
 from .base import *  # noqa: F403
 from .base import env
