@@ -1,10 +1,12 @@
 """gunicorn configuration (`gunicorn -c kubernaut_storage/gunicorn_config.py kubernaut_storage.wsgi`).
 
-Workers: gthread, 2 processes x 8 threads by default. A write waits on the embedding provider
+Workers: gthread, 3 processes x 8 threads by default. A write waits on the embedding provider
 (an HTTP call, or the local ONNX model which releases the GIL while it computes) and on
-PostgreSQL, so threads overlap those waits; a few processes use both cores without one
-process (and one ONNX model copy, ~90 MB) per concurrent request. docs/OPERATIONS.md has the
-wrk measurements behind the numbers (sync vs gthread 2x4, 2x8, 3x8).
+PostgreSQL, so threads overlap those waits: sync workers serve one call each (2 sync workers:
+16 writes/s against a 100 ms embedding API). One process more than the 2 cores keeps the cores
+busy while a process's threads queue for its GIL: measured with wrk on 2 cores, 3x8 did a
+median 90 writes/s against 69 for 2x8 with an I/O-bound embedding, for ~120 MB more (~280 MB
+once each worker has loaded the local model). docs/OPERATIONS.md has the numbers and commands.
 
 The master also: owns the embedded PostgreSQL when DATABASE_URL is unset; refuses to run
 without authentication on a non-loopback address; serves /metrics on port 9090 for all workers
@@ -37,7 +39,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubernaut_storage.settings.loca
 
 bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8080")]
 worker_class = "gthread"
-workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # The embedding call plus the transaction stay well under this; a stuck worker is restarted.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))

@@ -170,10 +170,10 @@ def _log_transition(ready: bool, failing: list[str]) -> None:
     # Probes come every few seconds; log when readiness changes, not on every probe.
     global _last_ready
     with _last_ready_lock:
-        changed, _last_ready = _last_ready is not None and _last_ready != ready, ready
-    if changed and ready:
+        previous, _last_ready = _last_ready, ready
+    if previous is False and ready:
         logger.info("readiness: ready again")
-    elif changed:
+    elif previous is not False and not ready:
         logger.warning("readiness: not ready: %s", ", ".join(failing))
 
 
