@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import logging.config
 import re
 from typing import Any
 
@@ -61,6 +62,16 @@ class JsonFormatter(logging.Formatter):
             entry["stack"] = redact(self.formatStack(record.stack_info))
         # default=str: an exotic extra value is logged as text rather than losing the line.
         return orjson.dumps(entry, default=str).decode()
+
+
+def logging_configure(config: dict[str, Any]) -> None:
+    """Django's LOGGING_CONFIG: `dictConfig`, plus Python warnings as log records.
+
+    A library's `warnings.warn` would otherwise print two raw lines on stderr between the JSON
+    ones; captured, it is one `py.warnings` record like any other.
+    """
+    logging.captureWarnings(True)
+    logging.config.dictConfig(config)
 
 
 def logging_config(*, level: str) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import sys
 
 import pytest
@@ -87,3 +89,14 @@ def test_unknown_paths_are_logged_under_one_endpoint_label(client, caplog):
     [access] = [record for record in caplog.records if record.name == "kubernaut_storage.access"]
     assert access.endpoint == "unmatched"  # type: ignore[attr-defined]
     assert access.status == 404  # type: ignore[attr-defined]
+
+
+def test_python_warnings_become_json_records_too():
+    # A fresh interpreter: pytest captures warnings itself.
+    code = "import django, warnings; django.setup(); warnings.warn('static dir missing')"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "kubernaut_storage.settings.test", "DATABASE_URL": "postgres://x@/x"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    [line] = result.stderr.splitlines()
+    entry = json.loads(line)
+    assert entry["logger"] == "py.warnings"
+    assert "static dir missing" in entry["message"]

@@ -155,4 +155,5 @@ EMBEDDING_LOCAL_THREADS = env.int("EMBEDDING_LOCAL_THREADS", default=1)
 
 # --- Logging (issue 4) ---------------------------------------------------------------------
 # One JSON object per line on stderr, the same shape as gunicorn's own lines (logs.py).
+LOGGING_CONFIG = "kubernaut_storage.logs.logging_configure"
 LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"))
