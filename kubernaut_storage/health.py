@@ -33,6 +33,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
+from kubernaut_storage.auth import get_reviewer
 from kubernaut_storage.errors import problem_body
 from kubernaut_storage.partitioning import (
     PARTITIONED_TABLES,
@@ -125,8 +126,6 @@ def _partitions_check(now: dt.datetime) -> Check:
 def _tokenreview_check() -> Check:
     # Builds the client configuration only (no API call): a pod without its ServiceAccount
     # token or CA would otherwise be ready and answer 500 to every write.
-    from kubernaut_storage.auth import get_reviewer
-
     try:
         get_reviewer()
     except ImproperlyConfigured as exc:

@@ -17,11 +17,6 @@ env = environ.Env()
 
 AUTH_MODES = ("tokenreview", "none")
 
-# "tokenreview": every audit POST needs `Authorization: Bearer <ServiceAccount token>`, checked
-# with the Kubernetes TokenReview API. "none": no authentication; the gunicorn config refuses it
-# on a non-loopback bind (kubernaut_storage/serving.py), production settings refuse it outright.
-AUTH_MODE = env.str("AUTH_MODE", default="tokenreview")
-
 
 def auth_mode_checked(mode: str) -> str:
     if mode not in AUTH_MODES:
@@ -30,7 +25,10 @@ def auth_mode_checked(mode: str) -> str:
     return mode
 
 
-AUTH_MODE = auth_mode_checked(AUTH_MODE)
+# "tokenreview": every audit POST needs `Authorization: Bearer <ServiceAccount token>`, checked
+# with the Kubernetes TokenReview API. "none": no authentication; the gunicorn config refuses it
+# on a non-loopback bind (kubernaut_storage/serving.py), production settings refuse it outright.
+AUTH_MODE = auth_mode_checked(env.str("AUTH_MODE", default="tokenreview"))
 
 
 def _tokenreview_options() -> dict[str, Any]:
