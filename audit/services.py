@@ -31,6 +31,7 @@ from embeddings.services import (
 )
 from embeddings.texts import audit_text
 from kubernaut_storage.exceptions import IdempotencyKeyInFlight, IdempotencyKeyReused, ServiceUnavailable
+from kubernaut_storage.metrics import DB_RETRIES as DB_RETRIES_TOTAL
 from kubernaut_storage.metrics import EMBEDDING_DEFERRALS
 
 logger = logging.getLogger(__name__)
@@ -248,6 +249,7 @@ def _with_db_retries(operation: Callable[[], T], *, sleep: Callable[[float], Non
             if attempt == DB_RETRIES:
                 logger.error("database unavailable after %d attempts: %s", attempt + 1, exc)
                 raise ServiceUnavailable() from exc
+            DB_RETRIES_TOTAL.inc()
             delay = DB_BACKOFF_S * 2**attempt
             logger.warning("transient database error (attempt %d), retrying: %s", attempt + 1, exc)
             sleep(delay + random.uniform(0, delay))  # noqa: S311 - jitter, not security

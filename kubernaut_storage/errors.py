@@ -79,7 +79,8 @@ def flatten_validation_errors(detail: Any, path: str = "") -> Iterator[dict[str,
         yield {"field": path, "code": str(code), "message": str(detail)}
 
 
-def _correlation_id_of(request: Any) -> str | None:
+def correlation_id_of(request: Any) -> str | None:
+    """The body's correlationId once DRF parsed it (a DRF Request), else None."""
     data = getattr(request, "_full_data", None)
     if isinstance(data, dict):
         value = data.get("correlationId")
@@ -92,7 +93,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
     """DRF's EXCEPTION_HANDLER: every API error becomes problem+json."""
     request = context.get("request")
     instance = request.path if request is not None else ""
-    correlation_id = _correlation_id_of(request)
+    correlation_id = correlation_id_of(request)
 
     response = exception_handler(exc, context)
     if response is None:

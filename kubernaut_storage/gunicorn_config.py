@@ -1,36 +1,123 @@
 """gunicorn configuration (`gunicorn -c kubernaut_storage/gunicorn_config.py kubernaut_storage.wsgi`).
 
-gthread workers: a write spends most of its time waiting on the embedding provider and on
-PostgreSQL, so a few processes with several threads each keep both cores busy without one
-process (and one ONNX model copy) per concurrent request.
+Workers: gthread, 3 processes x 8 threads by default. A write waits on the embedding provider
+(an HTTP call, or the local ONNX model which releases the GIL while it computes) and on
+PostgreSQL, so threads overlap those waits: sync workers serve one call each (2 sync workers:
+16 writes/s against a 100 ms embedding API). One process more than the 2 cores keeps the cores
+busy while a process's threads queue for its GIL: measured with wrk on 2 cores, 3x8 did a
+median 90 writes/s against 69 for 2x8 with an I/O-bound embedding, for ~120 MB more (~280 MB
+once each worker has loaded the local model). docs/OPERATIONS.md has the numbers and commands.
+
+The master also: owns the embedded PostgreSQL when DATABASE_URL is unset; refuses to run
+without authentication on a non-loopback address; serves /metrics on port 9090 for all workers
+(prometheus_client multiprocess mode); and on SIGTERM fails readiness before it drains.
+Hook bodies live in kubernaut_storage/serving.py.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import tempfile
 from typing import Any
+
+from kubernaut_storage import serving
+
+# Process-wide state shared by the master and its workers, created before any worker forks:
+# the per-process metric files and the drain flag. Set in the environment because workers
+# inherit it and prometheus_client reads PROMETHEUS_MULTIPROC_DIR when it is first imported.
+_created_runtime_dir = "KUBERNAUT_RUNTIME_DIR" not in os.environ
+_runtime_dir = os.environ.setdefault(
+    "KUBERNAUT_RUNTIME_DIR",
+    # /tmp is an emptyDir in the pod (read-only root filesystem); see k8s/deployment.yaml.
+    tempfile.mkdtemp(prefix="kubernaut-storage-") if _created_runtime_dir else "",
+)
+_multiproc_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(_runtime_dir, "metrics"))
+_drain_file = os.environ.setdefault("KUBERNAUT_DRAIN_FILE", os.path.join(_runtime_dir, "draining"))
+# The same settings module for the master (auth guard, embedded database) and the workers.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubernaut_storage.settings.local")
 
 bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8080")]
 worker_class = "gthread"
-workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # The embedding call plus the transaction stay well under this; a stuck worker is restarted.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# In-flight requests get this long after the listeners close (k8s: fits in
+# terminationGracePeriodSeconds together with the drain delay; docs/OPERATIONS.md).
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "25"))
 keepalive = 5
-accesslog = None  # one JSON line per request comes from the application's own logging
 max_requests = 0
+# Heartbeat files on tmpfs: on a disk-backed /tmp a slow fsync can look like a hung worker.
+worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or None
+# No `gunicornc` control socket: nothing uses it, and its default path ($HOME/.gunicorn) is
+# shared by every gunicorn of the user and not writable with a read-only root filesystem.
+control_socket_disable = True
+accesslog = None  # one JSON line per request comes from RequestLogMiddleware
+logconfig_dict = serving.logging_config_for_gunicorn()
+
+_metrics_bind = os.environ.get("METRICS_BIND", "0.0.0.0:9090")
+_metrics_token = os.environ.get("METRICS_TOKEN") or None
+# Seconds between SIGTERM (readiness fails) and closing the listeners.
+_drain_delay_s = serving.env_float("GUNICORN_DRAIN_DELAY_SECONDS", 5.0)
 
 
 def on_starting(server: Any) -> None:
-    """Start the embedded PostgreSQL in the master when DATABASE_URL is unset.
+    """Master, before listening: settings (and the embedded database), auth guard, metrics dir.
 
-    The master then holds it for its whole life: workers come and go (restarts, reloads)
-    without stopping the database, and it stops when gunicorn exits.
+    Without DATABASE_URL, loading the settings starts the embedded PostgreSQL here, in the
+    master, which then holds it for its whole life: workers come and go without stopping it.
     """
-    if os.environ.get("DATABASE_URL"):
-        return
     import django
+    from django.conf import settings
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubernaut_storage.settings.local")
     django.setup(set_prefix=False)
+    try:
+        serving.auth_guard(auth_mode=settings.AUTH_MODE, addresses=server.cfg.address, log=server.log)
+    except serving.UnsafeBindError:
+        if _created_runtime_dir:  # on_exit does not run for a refused start
+            serving.runtime_dir_remove(_runtime_dir)
+        raise
+    serving.multiproc_dir_prepare(_multiproc_dir)
+    serving.drain_flag_clear(_drain_file)
+    # State lives on the arbiter: a SIGHUP reload re-executes this file, the arbiter stays.
+    server.kubernaut_runtime_dir = _runtime_dir if _created_runtime_dir else None
+    server.kubernaut_metrics = None
+
+
+def when_ready(server: Any) -> None:
+    """Master, listening: serve the pod's metrics on 9090 and make SIGTERM drain first."""
+    from kubernaut_storage.metrics_server import MetricsServer
+
+    host, _, port = _metrics_bind.rpartition(":")
+    server.kubernaut_metrics = MetricsServer(
+        host=host.strip("[]"), port=int(port), multiproc_dir=_multiproc_dir, token=_metrics_token
+    )
+    server.kubernaut_metrics.start()
+    server.log.info(
+        "metrics on http://%s/metrics (%s)", _metrics_bind, "bearer token required" if _metrics_token else "no auth"
+    )
+    serving.drain_on_sigterm(
+        drain_file=_drain_file,
+        delay_s=_drain_delay_s,
+        stop=lambda: server.signal(signal.SIGTERM, None),
+        log=server.log,
+    )
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    # The worker inherited the master's metrics socket; only the master may hold it.
+    if server.kubernaut_metrics is not None:
+        server.kubernaut_metrics.close_inherited()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    serving.worker_mark_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if server.kubernaut_metrics is not None:
+        server.kubernaut_metrics.close()
+    serving.drain_flag_clear(_drain_file)
+    if server.kubernaut_runtime_dir:
+        serving.runtime_dir_remove(server.kubernaut_runtime_dir)

@@ -12,6 +12,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from kubernaut_storage.embedded_postgres import embedded_database_settings
+from kubernaut_storage.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -36,6 +37,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Probes are answered first: before host validation (the kubelet's Host is the pod IP),
+    # sessions and the access log (kubernaut_storage/health.py).
+    "kubernaut_storage.health.ProbeMiddleware",
+    # One JSON access line and the latency histogram for every other request.
+    "kubernaut_storage.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "kubernaut_storage.middleware.RequestIdMiddleware",
@@ -107,8 +113,17 @@ AUDIT_MAX_BODY_BYTES = env.int("AUDIT_MAX_BODY_BYTES", default=1024 * 1024)
 # Our parser enforces AUDIT_MAX_BODY_BYTES itself and answers 413 as problem+json.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 
-# Authentication: "tokenreview" (Kubernetes TokenReview API) or "none" (local, loopback only).
-AUTH_MODE = env.str("AUTH_MODE", default="tokenreview")
+# --- Authentication and authorization (issue 4) -------------------------------------------
+# AUTH_MODE ("tokenreview" | "none"), KUBERNETES_TOKENREVIEW, AUDIT_WRITERS: see the module.
+from .auth import *  # noqa: E402, F403
+
+# --- Operations: probes, draining (issue 4) ------------------------------------------------
+# Bounds how long a probe or a request waits for an unreachable database server.
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
+# Set by the gunicorn config for its workers: while this file exists the process is draining
+# and /readyz answers 503 (kubernaut_storage/serving.py). Not an operator setting.
+DRAIN_FILE = env.str("KUBERNAUT_DRAIN_FILE", default="")
+# --- end of issue 4 block ------------------------------------------------------------------
 
 REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["kubernaut_storage.parsers.StrictJSONParser"],
@@ -203,12 +218,7 @@ AUDIT_ARCHIVE_DIR = Path(env.str("AUDIT_ARCHIVE_DIR", default=str(BASE_DIR / ".d
 FORMAT_MODULE_PATH = ["kubernaut_storage.formats"]
 # --- end auditors and operators
 
-# --- Logging --------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
-}
+# --- Logging (issue 4) ---------------------------------------------------------------------
+# One JSON object per line on stderr, the same shape as gunicorn's own lines (logs.py).
+LOGGING_CONFIG = "kubernaut_storage.logs.logging_configure"
+LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"))

@@ -1,0 +1,69 @@
+-- kubernaut-storage database roles: an owner that migrates and maintains, and a runtime role
+-- that can only append (INSERT) and read (SELECT) audit data. Why and how: docs/DATABASE_ROLES.md.
+--
+-- Run as a superuser (or your provider's admin role: rds_superuser, cloudsqlsuperuser, ...),
+-- connected to the service's database. Idempotent: run it once before the first migration
+-- (roles, extension, schema privileges) and again after every migration that adds a table
+-- (table privileges):
+--
+--   psql "$ADMIN_DATABASE_URL" -v ON_ERROR_STOP=1 \
+--        -v owner=kubernaut_storage_owner -v runtime=kubernaut_storage_app -f k8s/sql/roles.sql
+--
+-- No passwords here: set them with \password or your secret manager, then put them in the
+-- two DATABASE_URL secrets (k8s/secret.example.yaml).
+
+\if :{?owner}
+\else
+  \set owner kubernaut_storage_owner
+\endif
+\if :{?runtime}
+\else
+  \set runtime kubernaut_storage_app
+\endif
+
+SELECT format('CREATE ROLE %I LOGIN', :'owner')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner') \gexec
+SELECT format('CREATE ROLE %I LOGIN', :'runtime')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'runtime') \gexec
+
+-- pgvector is not a trusted extension: only a superuser may create it. The owner's first
+-- migration then finds it (CREATE EXTENSION IF NOT EXISTS) instead of failing.
+CREATE EXTENSION IF NOT EXISTS vector;
+
+-- Owner: creates and alters the schema (migrations), creates and drops partitions
+-- (audit_partitions_ensure, retention), prunes idempotency keys, backfills embeddings.
+SELECT format('GRANT CONNECT, TEMPORARY, CREATE ON DATABASE %I TO %I', current_database(), :'owner') \gexec
+GRANT USAGE, CREATE ON SCHEMA public TO :"owner";
+
+-- Runtime: connects and uses the schema, creates nothing. (PostgreSQL < 15 let PUBLIC create
+-- in the public schema; take that away so the runtime role cannot plant objects.)
+SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), :'runtime') \gexec
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO :"runtime";
+
+-- Tables the owner creates later (new partitions, new tables) are readable at once.
+-- Nothing else is a default: every write privilege below is named table by table.
+ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public GRANT SELECT ON TABLES TO :"runtime";
+
+SELECT to_regclass('public.audit_remediation') IS NOT NULL AS migrated \gset
+\if :migrated
+  -- Read: the admin browses everything; the write path reads idempotency keys; readiness
+  -- reads django_migrations.
+  GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"runtime";
+
+  -- Append: the write path's transaction (audit row, embedding or backlog row, idempotency
+  -- key). Through the partitioned parents only; partitions need no grants of their own.
+  -- No UPDATE, DELETE or TRUNCATE anywhere on audit data: the triggers stop UPDATE and
+  -- DELETE even for the owner, privileges stop TRUNCATE (which no row trigger sees).
+  GRANT INSERT ON audit_remediation, audit_aianalysis, audit_workflow, audit_execution,
+                  incident_embeddings, embedding_backlog, audit_idempotency_keys
+     TO :"runtime";
+
+  -- Django's own tables for the auditors' read-only admin: sign-in sessions and last_login,
+  -- and the admin's action log. None of them holds audit data.
+  GRANT INSERT, UPDATE, DELETE ON django_session TO :"runtime";
+  GRANT UPDATE (last_login) ON auth_user TO :"runtime";
+  GRANT INSERT ON django_admin_log TO :"runtime";
+\else
+  \echo 'tables not migrated yet: run manage.py migrate as the owner, then run this script again'
+\endif

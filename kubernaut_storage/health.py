@@ -1,0 +1,229 @@
+"""Liveness and readiness probes (DESIGN §3, §6).
+
+`GET /healthz` answers 200 while the process can serve HTTP at all; it touches no dependency,
+so a database outage never makes the kubelet restart healthy pods.
+
+`GET /readyz` answers 200 only when a write could succeed now and for the rest of the month:
+the database answers, pgvector is installed, every migration this code knows is applied, and
+the current and next month's partitions exist for every partitioned table (there is no DEFAULT
+partition: without them writes fail, so readiness must fail first, while there is time for
+`audit_partitions_ensure`). In tokenreview mode it also needs a usable TokenReview client
+configuration. While the process drains after SIGTERM it answers 503 "draining" without
+checking anything, so the endpoint leaves the Service before gunicorn stops accepting.
+
+Both are served by `ProbeMiddleware`, first in the stack: the kubelet sends the pod IP as Host
+(not in ALLOWED_HOSTS), and probes need no session, CSRF or access-log line every few seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+
+from kubernaut_storage.auth import get_reviewer
+from kubernaut_storage.errors import problem_body
+from kubernaut_storage.partitioning import (
+    PARTITIONED_TABLES,
+    add_months,
+    existing_partitions,
+    month_start,
+    partition_for,
+)
+from kubernaut_storage.renderers import problem_json_response
+
+logger = logging.getLogger(__name__)
+
+HEALTHZ_PATH = "/healthz"
+READYZ_PATH = "/readyz"
+
+OK, FAIL, SKIPPED = "ok", "fail", "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: str
+    detail: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": self.status}
+        if self.detail:
+            body["detail"] = self.detail
+        body.update(self.data)
+        return body
+
+
+def _database_check() -> Check:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        # The exception text can name hosts and users; the type is enough for a probe body,
+        # the log line carries the rest.
+        logger.warning("readiness: database unreachable: %s", exc)
+        _connection_discard()
+        return Check("database", FAIL, f"unreachable ({type(exc).__name__})")
+    return Check("database", OK)
+
+
+def _connection_discard() -> None:
+    # A broken persistent connection must not be reused by the next probe or request.
+    with contextlib.suppress(DatabaseError):
+        connection.close()
+
+
+def _pgvector_check() -> Check:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        row = cursor.fetchone()
+    if row is None:
+        return Check("pgvector", FAIL, "extension 'vector' is not installed")
+    return Check("pgvector", OK, data={"version": row[0]})
+
+
+def _migrations_check() -> Check:
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if plan:
+        pending = [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
+        return Check("migrations", FAIL, f"{len(pending)} unapplied", data={"unapplied": pending})
+    return Check("migrations", OK)
+
+
+def _partitions_check(now: dt.datetime) -> Check:
+    this_month = month_start(now)
+    months = (this_month, add_months(this_month, 1))
+    missing = []
+    for table in PARTITIONED_TABLES:
+        present = existing_partitions(table)
+        expected = [partition_for(table, month).name for month in months]
+        missing += [name for name in expected if name not in present]
+    if missing:
+        return Check(
+            "partitions",
+            FAIL,
+            "missing for this or next month; run manage.py audit_partitions_ensure",
+            data={"missing": missing},
+        )
+    return Check("partitions", OK, data={"months": [f"{month:%Y-%m}" for month in months]})
+
+
+def _tokenreview_check() -> Check:
+    # Builds the client configuration only (no API call): a pod without its ServiceAccount
+    # token or CA would otherwise be ready and answer 500 to every write.
+    try:
+        get_reviewer()
+    except ImproperlyConfigured as exc:
+        return Check("tokenreview", FAIL, str(exc))
+    return Check("tokenreview", OK)
+
+
+def readiness_checks(*, now: dt.datetime) -> list[Check]:
+    """Every readiness check, in dependency order; later database checks are skipped when it is down."""
+    checks = [_database_check()]
+    database_checks: list[tuple[str, Callable[[], Check]]] = [
+        ("pgvector", _pgvector_check),
+        ("migrations", _migrations_check),
+        ("partitions", lambda: _partitions_check(now)),
+    ]
+    for name, check in database_checks:
+        if checks[0].status != OK:
+            checks.append(Check(name, SKIPPED, "database unreachable"))
+            continue
+        try:
+            checks.append(check())
+        except DatabaseError as exc:  # the database went away between two checks
+            logger.warning("readiness: %s check failed: %s", name, exc)
+            _connection_discard()
+            checks.append(Check(name, FAIL, f"query failed ({type(exc).__name__})"))
+    if settings.AUTH_MODE == "tokenreview":
+        checks.append(_tokenreview_check())
+    return checks
+
+
+def draining() -> bool:
+    """True once gunicorn's master got SIGTERM (kubernaut_storage/serving.py)."""
+    return bool(settings.DRAIN_FILE) and os.path.exists(settings.DRAIN_FILE)
+
+
+_last_ready: bool | None = None
+_last_ready_lock = threading.Lock()
+
+
+def _log_transition(ready: bool, failing: list[str]) -> None:
+    # Probes come every few seconds; log when readiness changes, not on every probe.
+    global _last_ready
+    with _last_ready_lock:
+        previous, _last_ready = _last_ready, ready
+    if previous is False and ready:
+        logger.info("readiness: ready again")
+    elif previous is not False and not ready:
+        logger.warning("readiness: not ready: %s", ", ".join(failing))
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> HttpResponse:
+    if draining():
+        body = problem_body(
+            status_code=503, code="draining", detail="Shutting down; not accepting new work.", instance=request.path
+        )
+        body["checks"] = {}
+        return problem_json_response(body, status=503)
+
+    checks = readiness_checks(now=timezone.now())
+    failing = [check.name for check in checks if check.status != OK]
+    _log_transition(not failing, failing)
+    report = {check.name: check.as_json() for check in checks}
+    if not failing:
+        return JsonResponse({"status": "ready", "checks": report})
+    body = problem_body(
+        status_code=503,
+        code="not_ready",
+        detail="Failing: " + ", ".join(check.name for check in checks if check.status == FAIL),
+        instance=request.path,
+    )
+    body["checks"] = report
+    response = problem_json_response(body, status=503)
+    response["Retry-After"] = "5"
+    return response
+
+
+class ProbeMiddleware:
+    """Serves /healthz and /readyz ahead of every other middleware (see the module docstring)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method in ("GET", "HEAD"):
+            if request.path == HEALTHZ_PATH:
+                return _unlogged(healthz(request))
+            if request.path == READYZ_PATH:
+                return _unlogged(readyz(request))
+        return self.get_response(request)
+
+
+def _unlogged(response: HttpResponse) -> HttpResponse:
+    # A not-ready pod answers 503 to every probe; Django would log each one on django.request.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    # CommonMiddleware, which would add it, does not run for probes.
+    response["Content-Length"] = str(len(response.content))
+    return response

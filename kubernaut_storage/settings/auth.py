@@ -1,0 +1,79 @@
+"""Who may write audit records (DESIGN §6): the authentication mode, the TokenReview client and
+the per-endpoint allow-lists of ServiceAccount usernames. Imported by base.py.
+
+Every value is read once from the environment here; `kubernaut_storage.auth` reads the settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+__all__ = ["AUDIT_WRITERS", "AUTH_MODE", "KUBERNAUT_NAMESPACE", "KUBERNETES_TOKENREVIEW"]
+
+env = environ.Env()
+
+AUTH_MODES = ("tokenreview", "none")
+
+
+def auth_mode_checked(mode: str) -> str:
+    if mode not in AUTH_MODES:
+        # A typo must not silently fall back to either mode.
+        raise ImproperlyConfigured(f"AUTH_MODE must be one of {', '.join(AUTH_MODES)}, not {mode!r}")
+    return mode
+
+
+# "tokenreview": every audit POST needs `Authorization: Bearer <ServiceAccount token>`, checked
+# with the Kubernetes TokenReview API. "none": no authentication; the gunicorn config refuses it
+# on a non-loopback bind (kubernaut_storage/serving.py), production settings refuse it outright.
+AUTH_MODE = auth_mode_checked(env.str("AUTH_MODE", default="tokenreview"))
+
+
+def _tokenreview_options() -> dict[str, Any]:
+    """KUBERNETES_TOKENREVIEW for `TokenReviewConfig.from_mapping`; only the values that are set.
+
+    Without TOKENREVIEW_API_URL the in-cluster configuration is used: KUBERNETES_SERVICE_HOST/
+    PORT, and the pod's mounted ServiceAccount token and CA (re-read as the kubelet rotates it).
+    """
+    options: dict[str, Any] = {
+        "api_url": env.str("TOKENREVIEW_API_URL", default=""),
+        "ca_file": env.str("TOKENREVIEW_CA_FILE", default=""),
+        "token_file": env.str("TOKENREVIEW_TOKEN_FILE", default=""),
+        # Tokens minted for another audience (e.g. a projected token for Vault) are refused
+        # when this is set; empty means the API server's default audience.
+        "audiences": env.list("TOKENREVIEW_AUDIENCES", default=[]),
+        "timeout_s": env.float("TOKENREVIEW_TIMEOUT_SECONDS", default=2.0),
+        # An accepted token is trusted this long without asking again: a revoked token keeps
+        # working at most this long. Rejections are cached briefly so garbage cannot hammer
+        # the API server, yet a freshly minted token is not refused for long.
+        "accepted_ttl_s": env.float("TOKENREVIEW_ACCEPTED_TTL_SECONDS", default=60.0),
+        "rejected_ttl_s": env.float("TOKENREVIEW_REJECTED_TTL_SECONDS", default=10.0),
+        "max_cache_entries": env.int("TOKENREVIEW_CACHE_ENTRIES", default=10_000),
+    }
+    return {key: value for key, value in options.items() if value not in ("", [], None)}
+
+
+KUBERNETES_TOKENREVIEW = _tokenreview_options()
+
+# The namespace the Kubernaut controllers run in; the default allow-lists name their accounts.
+KUBERNAUT_NAMESPACE = env.str("KUBERNAUT_NAMESPACE", default="kubernaut-system")
+
+
+def _service_account(name: str) -> str:
+    return f"system:serviceaccount:{KUBERNAUT_NAMESPACE}:{name}"
+
+
+# Per-endpoint allow-lists (DESIGN §3): only the controller that owns a kind may write it.
+# AUDIT_WRITERS_<KIND> (comma-separated usernames) replaces a default; "*" allows any
+# authenticated account, an empty value allows nobody.
+AUDIT_WRITERS: dict[str, list[str]] = {
+    "remediation": env.list(
+        "AUDIT_WRITERS_REMEDIATION",
+        default=[_service_account("remediation-processor"), _service_account("gateway")],
+    ),
+    "aianalysis": env.list("AUDIT_WRITERS_AIANALYSIS", default=[_service_account("aianalysis-controller")]),
+    "workflow": env.list("AUDIT_WRITERS_WORKFLOW", default=[_service_account("workflowexecution-controller")]),
+    "execution": env.list("AUDIT_WRITERS_EXECUTION", default=[_service_account("kubernetes-executor")]),
+}
