@@ -71,6 +71,9 @@ def on_starting(server: Any) -> None:
     import django
     from django.conf import settings
 
+    # Before django.setup(): importing the apps creates the label-less metrics, whose
+    # multiprocess value files must have their directory already.
+    serving.multiproc_dir_prepare(_multiproc_dir)
     django.setup(set_prefix=False)
     try:
         serving.auth_guard(auth_mode=settings.AUTH_MODE, addresses=server.cfg.address, log=server.log)
@@ -78,7 +81,6 @@ def on_starting(server: Any) -> None:
         if _created_runtime_dir:  # on_exit does not run for a refused start
             serving.runtime_dir_remove(_runtime_dir)
         raise
-    serving.multiproc_dir_prepare(_multiproc_dir)
     serving.drain_flag_clear(_drain_file)
     # State lives on the arbiter: a SIGHUP reload re-executes this file, the arbiter stays.
     server.kubernaut_runtime_dir = _runtime_dir if _created_runtime_dir else None
