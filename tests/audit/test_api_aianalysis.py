@@ -6,37 +6,17 @@ import pytest
 
 from audit.models import AuditKind
 from tests.factories import VALID_BODIES
-from tests.support.audit_rows import assert_rejected_without_writes, error_fields, post_audit
+from tests.support.audit_matrix import (
+    COMMON_CASES,
+    check_all_bad_fields_reported_together,
+    check_invalid_field,
+    check_missing_required_fields,
+)
+from tests.support.audit_rows import post_audit
 
 pytestmark = pytest.mark.django_db
 
 KIND = AuditKind.AI_ANALYSIS
-
-COMMON_CASES = [
-    ("name", "Payments_API", "name"),
-    ("name", "a" * 254, "name"),
-    ("namespace", "a" * 64, "namespace"),
-    ("namespace", "pay.ments", "namespace"),
-    ("phase", "Done", "phase"),
-    ("phase", None, "phase"),
-    ("message", "x" * (10 * 1024 + 1), "message"),
-    ("message", "nul\x00byte", "message"),
-    ("message", "escape\x1b[31m", "message"),
-    ("createdAt", "2026-01-01T00:00:00", "createdAt"),
-    ("createdAt", "yesterday", "createdAt"),
-    ("createdAt", 1767225600, "createdAt"),
-    ("createdAt", "2999-01-01T00:00:00Z", "createdAt"),
-    ("startedAt", "2000-01-01T00:00:00Z", "startedAt"),
-    ("correlationId", "-starts-with-dash", "correlationId"),
-    ("correlationId", "has space", "correlationId"),
-    ("correlationId", "c" * 256, "correlationId"),
-    ("labels", {"team": 7}, "labels"),
-    ("labels", {"bad key!": "x"}, "labels"),
-    ("labels", {f"k{i}": "v" for i in range(65)}, "labels"),
-    ("labels", ["not", "a", "map"], "labels"),
-    ("unexpectedField", 1, "unexpectedField"),
-    ("correlation_id", "snake-case-is-unknown", "correlation_id"),
-]
 
 KIND_CASES = [
     ("remediationRequestRef", "Not_A_Name", "remediationRequestRef"),
@@ -65,21 +45,12 @@ def test_valid_body_is_created(api):
 
 @pytest.mark.parametrize(("field", "value", "reported_as"), COMMON_CASES + KIND_CASES)
 def test_invalid_field_is_rejected_with_its_name(api, field, value, reported_as):
-    problem = assert_rejected_without_writes(api, KIND, VALID_BODIES[KIND](**{field: value}))
-    assert reported_as in error_fields(problem), problem["errors"]
+    check_invalid_field(api, KIND, field, value, reported_as)
 
 
 def test_every_missing_required_field_is_reported_at_once(api):
-    problem = assert_rejected_without_writes(api, KIND, {})
-    assert error_fields(problem) == set(REQUIRED)
-    assert {error["code"] for error in problem["errors"]} == {"required"}
+    check_missing_required_fields(api, KIND, REQUIRED)
 
 
 def test_all_bad_fields_are_reported_in_one_response(api):
-    bad = {field: value for field, value, _ in KIND_CASES}
-    bad.update(name="Bad_Name", namespace="Bad_NS", unexpectedField=1)
-    problem = assert_rejected_without_writes(api, KIND, VALID_BODIES[KIND](**bad))
-    reported = error_fields(problem)
-    assert {"name", "namespace", "unexpectedField"} <= reported
-    # Every field-level problem is reported together (cross-field rules run once fields are valid).
-    assert len(reported) >= 3 + len({f for f, _, r in KIND_CASES if r == f}) // 2
+    check_all_bad_fields_reported_together(api, KIND, KIND_CASES)
