@@ -118,7 +118,13 @@ class CeilingResult:
 
 
 def ceiling_run(
-    conninfo: str, statements: list[Statement], *, connections: int, duration_s: float, warmup_s: float = 2.0
+    conninfo: str,
+    statements: list[Statement],
+    *,
+    connections: int,
+    duration_s: float,
+    warmup_s: float = 2.0,
+    prepare_threshold: int | None = 5,
 ) -> CeilingResult:
     """Send `statements` round-robin from `connections` threads for `warmup_s` + `duration_s`.
 
@@ -135,7 +141,7 @@ def ceiling_run(
 
     def worker(offset: int) -> None:
         latencies, errors = [], 0
-        with psycopg.connect(conninfo, autocommit=True) as conn:
+        with psycopg.connect(conninfo, autocommit=True, prepare_threshold=prepare_threshold) as conn:
             register_vector_info(conn, TypeInfo.fetch(conn, "vector"))
             connected.wait()
             go.wait()

@@ -135,3 +135,13 @@ def test_a_rejected_body_leaves_nothing_behind_for_the_next_one(api):
     # Fields valid, their combination not: the cross-field rules run, and only their errors show.
     third = assert_problem(post_audit(api, kind, VALID_BODIES[kind](stepCount=1)), 400)
     assert {error["field"] for error in third["errors"]} == {"currentStep", "completedCount", "stepStatuses"}
+
+
+def test_the_write_statement_is_prepared_on_its_connection(api):
+    # psycopg prepares a statement on its fifth use on a connection (DATABASE_PREPARED_STATEMENTS).
+    for _ in range(6):
+        assert post_audit(api, AuditKind.EXECUTION, VALID_BODIES[AuditKind.EXECUTION]()).status_code == 201
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert [statement for statement in prepared if statement.startswith('WITH audit AS (INSERT INTO "audit_execution"')]
