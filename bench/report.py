@@ -31,12 +31,20 @@ def _workers_cell(row: dict[str, Any]) -> str:
     return " ".join(f"{w['cpu_pct']:.0f}%/{w['peak_rss_mb']:.0f}MB" for w in workers)
 
 
+def _other_cpu_cell(row: dict[str, Any]) -> str:
+    """Who else used the two cores: wrk, Redis and the remote embedder, or the ceiling's client."""
+    if "client_cpu_pct" in row:
+        return f"client {row['client_cpu_pct']:.0f}%"
+    parts = [(name, row.get(f"{name}_cpu_pct")) for name in ("wrk", "redis", "embedder")]
+    return " ".join(f"{name} {value:.0f}%" for name, value in parts if value is not None) or "-"
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    """A fixed-width table: one line per scenario, CPU % of one core and peak RSS per worker."""
-    headers = [title for title, _, _ in COLUMNS] + ["postgres CPU", "worker CPU/peak RSS (each)"]
+    """A fixed-width table: one line per scenario; CPU in % of one core, peak RSS per worker."""
+    headers = [title for title, _, _ in COLUMNS] + ["postgres CPU", "other CPU", "worker CPU/peak RSS (each)"]
     body = [
         [_cell(row, key, fmt) for _, key, fmt in COLUMNS]
-        + [_cell(row, "postgres_cpu_pct", "{:.0f}%"), _workers_cell(row)]
+        + [_cell(row, "postgres_cpu_pct", "{:.0f}%"), _other_cpu_cell(row), _workers_cell(row)]
         for row in rows
     ]
     widths = [max(len(line[i]) for line in [headers, *body]) for i in range(len(headers))]

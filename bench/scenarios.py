@@ -10,6 +10,7 @@ embedder's call count.
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -94,7 +95,7 @@ class Bench:
         from bench.ceiling import ceiling_run, ceiling_statements
 
         statements = ceiling_statements(self.templates[False], count=self.args.templates)
-        pg_before = stack.postgres_cpu_seconds()
+        pg_before, client_before = stack.postgres_cpu_seconds(), time.process_time()
         result = ceiling_run(
             self.db.conninfo,
             statements,
@@ -102,9 +103,11 @@ class Bench:
             duration_s=self.args.duration,
             warmup_s=min(self.args.warmup, 2.0),
         )
-        pg_cpu = stack.postgres_cpu_seconds() - pg_before
+        wall = result.seconds + result.warmup_s
         row = result.as_row()
-        row["postgres_cpu_pct"] = 100 * pg_cpu / (result.seconds + result.warmup_s)
+        row["postgres_cpu_pct"] = 100 * (stack.postgres_cpu_seconds() - pg_before) / wall
+        # The psycopg writer threads, in this process.
+        row["client_cpu_pct"] = round(100 * (time.process_time() - client_before) / wall, 1)
         return row
 
     def _env(self, *, remote: bool) -> dict[str, str]:
@@ -127,7 +130,13 @@ class Bench:
         service.start()
         try:
             templates = self.templates[fresh]
-            wrk_run(url=service.url, templates=templates, concurrency=concurrency, duration_s=self.args.warmup)
+            warmup = self.args.warmup
+            if not fresh:
+                # Long enough for every template's text to reach the cache twice over, even
+                # if each lookup misses and waits for the remote embedder.
+                misses_per_s = concurrency / (self.args.remote_delay_ms / 1000 + 0.01)
+                warmup = max(warmup, 2 * self.args.templates / misses_per_s)
+            wrk_run(url=service.url, templates=templates, concurrency=concurrency, duration_s=warmup)
             workers = service.worker_pids()
             redis_client = redis.Redis.from_url(self.redis.url)
             before = self._counters(workers, redis_client)
@@ -142,10 +151,16 @@ class Bench:
 
     def _counters(self, workers: list[int], redis_client: Any) -> dict[str, Any]:
         stats = redis_client.info("stats")
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return {
             "time": time.monotonic(),
             "workers": {pid: stack.process_cpu_seconds(pid) for pid in workers},
             "postgres": stack.postgres_cpu_seconds(),
+            "redis": stack.process_cpu_seconds(self.redis.pid),
+            # This process does nothing else meanwhile: its CPU is the embedder's threads'.
+            "embedder": time.process_time(),
+            # wrk is our only child reaped in between (the measured run itself).
+            "wrk": children.ru_utime + children.ru_stime,
             "redis_hits": stats["keyspace_hits"],
             "redis_misses": stats["keyspace_misses"],
             "embedder_calls": self.embedder.request_count,
@@ -179,6 +194,10 @@ class Bench:
             "cache_hit_rate": round(hits / lookups, 4) if lookups else None,
             "embedder_calls": after["embedder_calls"] - before["embedder_calls"],
             "postgres_cpu_pct": 100 * (after["postgres"] - before["postgres"]) / wall,
+            **{
+                f"{name}_cpu_pct": round(100 * (after[name] - before[name]) / wall, 1)
+                for name in ("redis", "embedder", "wrk")
+            },
             "workers": [
                 {
                     "pid": pid,
