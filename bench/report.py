@@ -32,10 +32,9 @@ def _workers_cell(row: dict[str, Any]) -> str:
 
 
 def _other_cpu_cell(row: dict[str, Any]) -> str:
-    """Who else used the two cores: wrk, Redis and the remote embedder, or the ceiling's client."""
-    if "client_cpu_pct" in row:
-        return f"client {row['client_cpu_pct']:.0f}%"
-    parts = [(name, row.get(f"{name}_cpu_pct")) for name in ("wrk", "redis", "embedder")]
+    """Who else used the two cores: wrk, Redis and the remote embedder (or the ceiling's client),
+    and "foreign": every process of the machine that is not part of the run."""
+    parts = [(name, row.get(f"{name}_cpu_pct")) for name in ("client", "wrk", "redis", "embedder", "foreign")]
     return " ".join(f"{name} {value:.0f}%" for name, value in parts if value is not None) or "-"
 
 

@@ -96,6 +96,7 @@ class Bench:
 
         statements = ceiling_statements(self.templates[False], count=self.args.templates)
         pg_before, client_before = stack.postgres_cpu_seconds(), time.process_time()
+        machine_before = stack.machine_busy_seconds()
         result = ceiling_run(
             self.db.conninfo,
             statements,
@@ -105,9 +106,14 @@ class Bench:
         )
         wall = result.seconds + result.warmup_s
         row = result.as_row()
-        row["postgres_cpu_pct"] = 100 * (stack.postgres_cpu_seconds() - pg_before) / wall
+        postgres = stack.postgres_cpu_seconds() - pg_before
         # The psycopg writer threads, in this process.
-        row["client_cpu_pct"] = round(100 * (time.process_time() - client_before) / wall, 1)
+        client = time.process_time() - client_before
+        row["postgres_cpu_pct"] = 100 * postgres / wall
+        row["client_cpu_pct"] = round(100 * client / wall, 1)
+        row["foreign_cpu_pct"] = round(
+            100 * (stack.machine_busy_seconds() - machine_before - postgres - client) / wall, 1
+        )
         return row
 
     def _env(self, *, remote: bool) -> dict[str, str]:
@@ -139,21 +145,23 @@ class Bench:
             wrk_run(url=service.url, templates=templates, concurrency=concurrency, duration_s=warmup)
             workers = service.worker_pids()
             redis_client = redis.Redis.from_url(self.redis.url)
-            before = self._counters(workers, redis_client)
+            before = self._counters(service.master_pid, workers, redis_client)
             result = wrk_run(
                 url=service.url, templates=templates, concurrency=concurrency, duration_s=self.args.duration
             )
-            after = self._counters(workers, redis_client)
+            after = self._counters(service.master_pid, workers, redis_client)
             peak_rss = {pid: stack.process_peak_rss_mb(pid) for pid in workers}
         finally:
             service.stop()
         return self._row(name, concurrency, result, before, after, peak_rss)
 
-    def _counters(self, workers: list[int], redis_client: Any) -> dict[str, Any]:
+    def _counters(self, master: int, workers: list[int], redis_client: Any) -> dict[str, Any]:
         stats = redis_client.info("stats")
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return {
             "time": time.monotonic(),
+            "machine": stack.machine_busy_seconds(),
+            "master": stack.process_cpu_seconds(master),
             "workers": {pid: stack.process_cpu_seconds(pid) for pid in workers},
             "postgres": stack.postgres_cpu_seconds(),
             "redis": stack.process_cpu_seconds(self.redis.pid),
@@ -176,6 +184,12 @@ class Bench:
         peak_rss: dict[int, float],
     ) -> dict[str, Any]:
         wall = after["time"] - before["time"]
+
+        def delta(name: str) -> float:
+            return float(after[name] - before[name])
+
+        ours = sum(after["workers"][pid] - before["workers"][pid] for pid in before["workers"])
+        ours += sum(delta(name) for name in ("master", "postgres", "redis", "embedder", "wrk"))
         hits = after["redis_hits"] - before["redis_hits"]
         lookups = hits + after["redis_misses"] - before["redis_misses"]
         return {
@@ -198,6 +212,8 @@ class Bench:
                 f"{name}_cpu_pct": round(100 * (after[name] - before[name]) / wall, 1)
                 for name in ("redis", "embedder", "wrk")
             },
+            # Everything else on the machine: other people's work, which the 2 cores shared.
+            "foreign_cpu_pct": round(100 * (delta("machine") - ours) / wall, 1),
             "workers": [
                 {
                     "pid": pid,

@@ -88,6 +88,14 @@ def process_cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
     return ticks / _CLOCK_TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all processes of the machine have used, summed over its CPUs (/proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
+    return (sum(fields[:8]) - fields[3] - fields[4]) / _CLOCK_TICKS
+
+
 def process_peak_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
