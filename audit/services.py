@@ -3,32 +3,44 @@
     validated body ─► semantic text ─► embedding (outside any transaction: it may take 100 ms)
                    ─► one transaction: audit row + embedding row (or backlog row) + idempotency key
 
+The audit row and its embedding (or backlog) row are one SQL statement, `WITH audit AS
+(INSERT …) INSERT … SELECT … FROM audit`: a statement is atomic on its own, so without an
+Idempotency-Key the write is one round trip, committed with the statement, and with one it is
+that statement and the key claim in one transaction. The statement is sent with server-side
+parameters (prepared after a few uses on a connection) and the vector in pgvector's binary
+format; docs/PERFORMANCE.md has what each of these saved.
+
 Transient database errors are retried; a database that stays down is a 503. Nothing is
 acknowledged that has not committed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
-from django.db import DatabaseError, IntegrityError, connection, transaction
+import psycopg
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
+from pgvector.psycopg.vector import register_vector_info
+from psycopg.types import TypeInfo
+from psycopg.types.json import Jsonb
 
-from audit.models import AUDIT_MODELS, AuditKind, AuditRecord, IdempotencyKey
+from audit.models import AUDIT_MODELS, AuditKind, IdempotencyKey
+from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 from embeddings.providers.base import Embedding, EmbeddingProviderError
-from embeddings.services import (
-    embedding_backlog_add,
-    embedding_for_text,
-    incident_embedding_create,
-    text_sha256,
-)
+from embeddings.services import embedding_for_text, text_sha256
 from embeddings.texts import audit_text
 from kubernaut_storage.exceptions import IdempotencyKeyInFlight, IdempotencyKeyReused, ServiceUnavailable
 from kubernaut_storage.metrics import DB_RETRIES as DB_RETRIES_TOTAL
@@ -100,47 +112,34 @@ def audit_record_create(
     content_sha256 = hashlib.sha256(
         canonical_json({"payload": payload, "recordedAt": recorded_at.isoformat(), "actor": actor})
     ).hexdigest()
-    model = AUDIT_MODELS[kind]
-    # Every column named like a validated field takes its value; the rest of the body lives
-    # in `payload`. Absent optional fields take the model's defaults.
-    columns = {field.name: data[field.name] for field in model._meta.concrete_fields if field.name in data}
+    statement = audit_insert_statement(
+        kind=kind,
+        data=data,
+        payload=payload,
+        actor=actor,
+        request_id=request_id,
+        recorded_at=recorded_at,
+        content_sha256=content_sha256,
+        embedding=embedding,
+        input_sha256=text_sha256(text),
+        deferral_reason=deferral_reason,
+    )
+
+    def created(audit_id: int, embedding_id: int | None) -> dict[str, Any]:
+        return {
+            "id": audit_id,
+            "embeddingId": embedding_id,
+            "embeddingStatus": "stored" if embedding is not None else "pending",
+            "correlationId": data["correlation_id"],
+            "recordedAt": recorded_at.isoformat().replace("+00:00", "Z"),
+        }
 
     def write() -> AuditWrite:
+        if idempotency_key is None and not connection.in_atomic_block:
+            return AuditWrite(body=created(*statement.execute()), replayed=False)
+        # The key claim must commit with the rows; a caller's transaction gets a savepoint.
         with transaction.atomic():
-            record = model._default_manager.create(
-                **columns,
-                recorded_at=recorded_at,
-                actor=actor,
-                request_id=request_id,
-                content_sha256=content_sha256,
-                payload=payload,
-            )
-            embedding_id = None
-            if embedding is not None:
-                embedding_id = incident_embedding_create(
-                    audit_type=kind,
-                    audit_id=record.id,
-                    audit_recorded_at=recorded_at,
-                    seed=audit_embedding_seed(kind=kind, record=record, data=data),
-                    embedding=embedding,
-                    input_sha256=text_sha256(text),
-                    recorded_at=recorded_at,
-                ).id
-            else:
-                embedding_backlog_add(
-                    audit_type=kind,
-                    audit_id=record.id,
-                    audit_recorded_at=recorded_at,
-                    reason=deferral_reason,
-                    created_at=recorded_at,
-                )
-            body = {
-                "id": record.id,
-                "embeddingId": embedding_id,
-                "embeddingStatus": "stored" if embedding is not None else "pending",
-                "correlationId": record.correlation_id,
-                "recordedAt": recorded_at.isoformat().replace("+00:00", "Z"),
-            }
+            body = created(*statement.execute())
             if idempotency_key is not None and not _idempotency_key_claim(
                 actor=actor, kind=kind, key=idempotency_key, payload_sha256=payload_sha256, body=body
             ):
@@ -170,20 +169,138 @@ class _ConcurrentKeyClaimError(Exception):
     """Raised inside the write transaction to roll it back when the key was claimed first."""
 
 
-def audit_embedding_seed(*, kind: AuditKind, record: AuditRecord, data: Mapping[str, Any]) -> dict[str, str]:
+def audit_embedding_seed(*, kind: AuditKind, data: Mapping[str, Any]) -> dict[str, str]:
     """The denormalised columns `incident_embeddings` carries for similarity search.
 
-    Also used by `embeddings_backfill`, which rebuilds `data` from the stored payload.
+    `data` is validated data, or a stored payload as `payload_as_data` gives it back
+    (`embeddings_backfill`).
     """
-    remediation_ref = record.name if kind == AuditKind.REMEDIATION else data.get("remediation_request_ref", "")
+    remediation_ref = data["name"] if kind == AuditKind.REMEDIATION else data.get("remediation_request_ref", "")
     return {
         "remediation_request_id": remediation_ref,
-        "namespace": record.namespace,
+        "namespace": data["namespace"],
         "target_type": data.get("target_type", ""),
         "target_name": data.get("target_name", ""),
         "signal_type": data.get("signal_type", ""),
         "root_cause": data.get("root_cause", ""),
     }
+
+
+# --- the statement ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditInsert:
+    """One audit row and its embedding or backlog row, as one SQL statement and its parameters."""
+
+    sql: str
+    params: tuple[Any, ...]
+
+    def execute(self) -> tuple[int, int | None]:
+        """Run it on the request's connection; (audit id, embedding id or None)."""
+        with _server_binding_cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            row = cursor.fetchone()
+        return int(row[0]), row[1]
+
+
+def audit_insert_statement(
+    *,
+    kind: AuditKind,
+    data: Mapping[str, Any],
+    payload: Mapping[str, Any],
+    actor: str,
+    request_id: str,
+    recorded_at: dt.datetime,
+    content_sha256: str,
+    embedding: Embedding | None,
+    input_sha256: str,
+    deferral_reason: str = "",
+) -> AuditInsert:
+    """The statement that stores one audit record with its embedding (or, None: its backlog row).
+
+    Every column named like a validated field takes its value; absent optional fields take the
+    model's defaults; the whole body as received lives in `payload`.
+    """
+    fields, sql = _insert_sql(kind, embedding is not None)
+    given = {
+        **data,
+        "recorded_at": recorded_at,
+        "actor": actor,
+        "request_id": request_id,
+        "content_sha256": content_sha256,
+        "payload": payload,
+    }
+    params: list[Any] = []
+    for field in fields:
+        value = given[field.name] if field.name in given else field.get_default()
+        params.append(_jsonb(value) if isinstance(field, models.JSONField) else value)
+    if embedding is None:
+        params += [kind.value, deferral_reason[:1000], recorded_at]
+    else:
+        seed = audit_embedding_seed(kind=kind, data=data)
+        params += [kind.value, *(seed[column] for column in _SEED_COLUMNS)]
+        params += [embedding.model, embedding.dimensions, input_sha256, embedding.vector, recorded_at]
+    return AuditInsert(sql=sql, params=tuple(params))
+
+
+_SEED_COLUMNS = ("remediation_request_id", "namespace", "target_type", "target_name", "signal_type", "root_cause")
+
+
+@functools.cache
+def _insert_sql(kind: AuditKind, stored: bool) -> tuple[tuple[models.Field[Any, Any], ...], str]:
+    model = AUDIT_MODELS[kind]
+    fields = tuple(field for field in model._meta.concrete_fields if not field.primary_key)
+    quote = connection.ops.quote_name
+    audit = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"  # noqa: S608
+        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id, recorded_at"
+    )
+    if stored:
+        columns = ["audit_type", "audit_id", "audit_recorded_at", *_SEED_COLUMNS]
+        columns += ["model", "dimensions", "input_sha256", "embedding", "recorded_at"]
+        # %b: the vector goes in pgvector's binary format, 4 bytes a dimension, no float text.
+        values = ["%s", "audit.id", "audit.recorded_at", *["%s"] * len(_SEED_COLUMNS), "%s", "%s", "%s", "%b", "%s"]
+        second = (
+            f"INSERT INTO {quote(IncidentEmbedding._meta.db_table)} ({', '.join(columns)})"  # noqa: S608
+            f" SELECT {', '.join(values)} FROM audit RETURNING audit_id, id"
+        )
+    else:
+        second = (
+            f"INSERT INTO {quote(EmbeddingBacklog._meta.db_table)}"  # noqa: S608
+            " (audit_type, audit_id, audit_recorded_at, reason, created_at)"
+            " SELECT %s, audit.id, audit.recorded_at, %s, %s FROM audit RETURNING audit_id, NULL::bigint"
+        )
+    # Only our models' table and column names go into the text; every value is a parameter.
+    return fields, f"WITH audit AS ({audit}) {second}"
+
+
+def _jsonb(value: Any) -> Jsonb:
+    # orjson, not the stdlib encoder the ORM's JSONField uses: same JSON, several times faster.
+    return Jsonb(value, dumps=orjson.dumps)
+
+
+#: Connections whose psycopg adapters know pgvector's `vector` type (looked up once each).
+_vector_connections: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+
+
+@contextmanager
+def _server_binding_cursor() -> Iterator[CursorWrapper]:
+    """A Django cursor (errors wrapped, queries logged when Django logs them) whose psycopg
+    cursor binds parameters on the server: binary parameters and prepared statements, which
+    the client-side binding cursor Django's PostgreSQL backend uses by default cannot do."""
+    connection.ensure_connection()
+    raw = connection.connection
+    with connection.wrap_database_errors:
+        if raw not in _vector_connections:
+            register_vector_info(raw, TypeInfo.fetch(raw, "vector"))
+            _vector_connections.add(raw)
+        cursor = psycopg.Cursor(raw)
+    # (django-stubs type these as taking a CursorWrapper; they take the driver's cursor.)
+    make = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    wrapped = make(cursor)  # type: ignore[arg-type]
+    with wrapped:
+        yield wrapped
 
 
 def _idempotent_replay(*, actor: str, kind: AuditKind, key: str, payload_sha256: str) -> AuditWrite | None:

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.models import AuditKind
-from audit.serializers import AUDIT_SERIALIZERS
+from audit.serializers import AUDIT_SERIALIZERS, audit_validated
 from audit.services import audit_record_create
 from kubernaut_storage.auth import AllowedServiceAccounts, KubernetesTokenAuthentication, ServiceAccountUser
 from kubernaut_storage.errors import correlation_id_of
@@ -97,11 +97,9 @@ class AuditCreateApi(APIView):
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
             raise ValidationError({"Idempotency-Key": [f"Must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters."]})
 
-        serializer = self.get_serializer_class()(data=request.data)
-        serializer.is_valid(raise_exception=True)
         write = audit_record_create(
             kind=self.audit_kind,
-            data=serializer.validated_data,
+            data=audit_validated(kind=self.audit_kind, data=request.data),
             payload=request.data,
             actor=request_actor(request),
             request_id=request._request.request_id,  # type: ignore[attr-defined]

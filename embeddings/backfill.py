@@ -199,7 +199,7 @@ def _embeddings_insert(
                 input_sha256=text_sha256(source.text),
                 embedding=vector,
                 recorded_at=now,
-                **audit_embedding_seed(kind=source.kind, record=source.record, data=source.data),
+                **audit_embedding_seed(kind=source.kind, data=source.data),
             )
         )
     IncidentEmbedding.objects.bulk_create(objects, ignore_conflicts=ignore_conflicts)

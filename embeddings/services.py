@@ -7,7 +7,6 @@ client's connection pool and the local model's thread pools must not cross a for
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 import os
@@ -31,7 +30,6 @@ from embeddings.cache import (
     embedding_cache_key,
 )
 from embeddings.chain import ProviderChain
-from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 from embeddings.providers.base import Embedding, EmbeddingProvider, Vector
 from embeddings.providers.local import LocalMiniLMProvider
 from embeddings.providers.openai import OpenAIEmbeddingProvider
@@ -119,43 +117,6 @@ def embedding_runtime_reset() -> None:
             inner = getattr(provider, "inner", None)
             if isinstance(inner, OpenAIEmbeddingProvider):
                 inner.close()
-
-
-def incident_embedding_create(
-    *,
-    audit_type: str,
-    audit_id: int,
-    audit_recorded_at: dt.datetime,
-    seed: dict[str, str],
-    embedding: Embedding,
-    input_sha256: str,
-    recorded_at: dt.datetime,
-) -> IncidentEmbedding:
-    """Store one audit record's vector. Call inside the audit row's transaction."""
-    return IncidentEmbedding.objects.create(
-        audit_type=audit_type,
-        audit_id=audit_id,
-        audit_recorded_at=audit_recorded_at,
-        model=embedding.model,
-        dimensions=embedding.dimensions,
-        input_sha256=input_sha256,
-        embedding=embedding.vector,
-        recorded_at=recorded_at,
-        **seed,
-    )
-
-
-def embedding_backlog_add(
-    *, audit_type: str, audit_id: int, audit_recorded_at: dt.datetime, reason: str, created_at: dt.datetime
-) -> EmbeddingBacklog:
-    """Remember an audit row whose embedding was deferred. Call inside its transaction."""
-    return EmbeddingBacklog.objects.create(
-        audit_type=audit_type,
-        audit_id=audit_id,
-        audit_recorded_at=audit_recorded_at,
-        reason=reason[:1000],
-        created_at=created_at,
-    )
 
 
 # --- building the runtime ---------------------------------------------------------------------

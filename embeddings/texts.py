@@ -81,10 +81,34 @@ _VOLATILE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 _WHITESPACE = re.compile(r"\s+")
 
 
-def _identifier_pattern(identifier: str) -> re.Pattern[str]:
-    # A whole token: not part of a longer name. A trailing "." may end a sentence, so only
-    # a leading one counts as part of the name.
-    return re.compile(rf"(?<![A-Za-z0-9_.-]){re.escape(identifier)}(?![A-Za-z0-9_-])")
+# An identifier is replaced where it stands as a whole token, not as part of a longer name:
+# not preceded by a name character nor a "."; not followed by a name character (a trailing
+# "." may end a sentence). That is the regex (?<![A-Za-z0-9_.-])IDENT(?![A-Za-z0-9_-]),
+# matched here with str.find: the identifiers differ on every record, so compiling that
+# regex per record cost more than the rest of the text building (docs/PERFORMANCE.md).
+_NAME_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_NOT_BEFORE = _NAME_CHARACTERS | {"."}
+
+
+def _replace_whole_token(text: str, identifier: str, placeholder: str) -> str:
+    """`text` with each whole-token occurrence of `identifier` replaced, left to right."""
+    start = text.find(identifier)
+    if start < 0:
+        return text
+    parts: list[str] = []
+    done = 0
+    while start >= 0:
+        end = start + len(identifier)
+        if (start == 0 or text[start - 1] not in _NOT_BEFORE) and (
+            end == len(text) or text[end] not in _NAME_CHARACTERS
+        ):
+            parts += (text[done:start], placeholder)
+            done = end
+            start = text.find(identifier, end)
+        else:
+            start = text.find(identifier, start + 1)
+    parts.append(text[done:])
+    return "".join(parts)
 
 
 def _identifiers(data: Validated) -> list[tuple[str, str]]:
@@ -103,7 +127,7 @@ def _identifiers(data: Validated) -> list[tuple[str, str]]:
 def normalise_free_text(text: str, *, identifiers: list[tuple[str, str]]) -> str:
     """`text` without the record's identifiers and volatile tokens, on one line."""
     for identifier, placeholder in identifiers:
-        text = _identifier_pattern(identifier).sub(placeholder, text)
+        text = _replace_whole_token(text, identifier, placeholder)
     for pattern, placeholder in _VOLATILE_PATTERNS:
         text = pattern.sub(placeholder, text)
     return _WHITESPACE.sub(" ", text).strip()

@@ -47,6 +47,12 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # terminationGracePeriodSeconds together with the drain delay; docs/OPERATIONS.md).
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "25"))
 keepalive = 5
+# Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections over
+# the workers. With one shared socket, whichever worker wins the accept race keeps the
+# connection for its keep-alive life: under wrk's 16 connections one worker of three got all
+# 16 and the others none (docs/PERFORMANCE.md). Cost: a worker that exits drops the
+# connections still waiting in its own accept queue.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").lower() in ("1", "true", "yes")
 max_requests = 0
 # Heartbeat files on tmpfs: on a disk-backed /tmp a slow fsync can look like a hung worker.
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or None

@@ -6,11 +6,13 @@ import datetime as dt
 import hashlib
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from audit.models import AUDIT_MODELS, AuditKind
 from embeddings.models import IncidentEmbedding
 from tests.factories import VALID_BODIES
-from tests.support.audit_rows import post_audit, table_counts
+from tests.support.audit_rows import assert_problem, post_audit, table_counts
 
 pytestmark = pytest.mark.django_db
 
@@ -84,3 +86,62 @@ def test_non_ascii_text_is_stored_verbatim(api):
     created = post_audit(api, AuditKind.REMEDIATION, body).json()
     record = AUDIT_MODELS[AuditKind.REMEDIATION].objects.get(id=created["id"])
     assert record.message == body["message"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_without_an_idempotency_key_is_one_statement(api):
+    # The audit row and its embedding row travel as one statement, which commits on its own:
+    # no BEGIN, no second INSERT, no COMMIT.
+    assert post_audit(api, AuditKind.REMEDIATION, VALID_BODIES[AuditKind.REMEDIATION]()).status_code == 201
+    with CaptureQueriesContext(connection) as queries:
+        response = post_audit(api, AuditKind.WORKFLOW, VALID_BODIES[AuditKind.WORKFLOW]())
+    assert response.status_code == 201
+    assert len(queries.captured_queries) == 1
+    assert queries.captured_queries[0]["sql"].startswith("WITH audit AS (INSERT INTO")
+    assert IncidentEmbedding.objects.filter(id=response.json()["embeddingId"]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_closed_while_idle_is_replaced_without_failing_the_write(api):
+    # The write path does without Django's per-request health check (a round trip per
+    # request): a persistent connection that died while idle fails the statement before it
+    # reaches the server, and the write is retried on a new connection.
+    assert post_audit(api, AuditKind.REMEDIATION, VALID_BODIES[AuditKind.REMEDIATION]()).status_code == 201
+    before = table_counts()
+    backend = connection.connection.info.backend_pid
+    with connection.get_new_connection(connection.get_connection_params()) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [backend])
+
+    response = post_audit(api, AuditKind.REMEDIATION, VALID_BODIES[AuditKind.REMEDIATION]())
+
+    assert response.status_code == 201, response.content
+    assert connection.connection.info.backend_pid != backend
+    after = table_counts()
+    assert (after["remediation"], after["embeddings"]) == (before["remediation"] + 1, before["embeddings"] + 1)
+
+
+def test_a_rejected_body_leaves_nothing_behind_for_the_next_one(api):
+    # Validation reuses one serializer per thread and kind: each body is judged on its own.
+    kind = AuditKind.WORKFLOW
+    bad = VALID_BODIES[kind](workflowName=7, stepStatuses=[{"name": "increase-memory", "phase": "Nope"}])
+    first = assert_problem(post_audit(api, kind, bad), 400)
+    assert {error["field"] for error in first["errors"]} == {"workflowName", "stepStatuses[0].phase"}
+
+    good = VALID_BODIES[kind]()
+    created = post_audit(api, kind, good)
+    assert created.status_code == 201, created.content
+    assert AUDIT_MODELS[kind].objects.get(id=created.json()["id"]).payload == good
+
+    # Fields valid, their combination not: the cross-field rules run, and only their errors show.
+    third = assert_problem(post_audit(api, kind, VALID_BODIES[kind](stepCount=1)), 400)
+    assert {error["field"] for error in third["errors"]} == {"currentStep", "completedCount", "stepStatuses"}
+
+
+def test_the_write_statement_is_prepared_on_its_connection(api):
+    # psycopg prepares a statement on its fifth use on a connection (DATABASE_PREPARED_STATEMENTS).
+    for _ in range(6):
+        assert post_audit(api, AuditKind.EXECUTION, VALID_BODIES[AuditKind.EXECUTION]()).status_code == 201
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert [statement for statement in prepared if statement.startswith('WITH audit AS (INSERT INTO "audit_execution"')]

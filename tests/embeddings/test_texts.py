@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
+import re
 import uuid
 from typing import Any
 
@@ -148,6 +150,32 @@ def test_short_identifiers_do_not_eat_words() -> None:
     assert normalise_free_text("db connection refused", identifiers=[]) == "db connection refused"
     body = VALID_BODIES[AuditKind.REMEDIATION](namespace="db", message="db connection refused")
     assert "message: db connection refused" in text_of(AuditKind.REMEDIATION, body)
+
+
+@pytest.mark.parametrize(
+    ("text", "replaced"),
+    [
+        ("payments-api is down", "<target> is down"),
+        ("restarted payments-api.", "restarted <target>."),  # a full stop ends the sentence
+        ("see payments-api-v2 and x.payments-api", "see payments-api-v2 and x.payments-api"),
+        ("payments-apipayments-api payments-api", "payments-apipayments-api <target>"),
+        ("(payments-api),payments-api:payments-api", "(<target>),<target>:<target>"),
+    ],
+)
+def test_an_identifier_is_replaced_only_as_a_whole_token(text: str, replaced: str) -> None:
+    assert normalise_free_text(text, identifiers=[("payments-api", "<target>")]) == replaced
+
+
+def test_whole_token_replacement_agrees_with_its_regex_definition() -> None:
+    # The replacement is str.find based for speed; this is the regex it must behave as.
+    rng = random.Random(5)
+    for _ in range(20_000):
+        identifier = "".join(rng.choice("ab-.:") for _ in range(rng.randint(3, 5)))
+        text = "".join(rng.choice("ab-._ :/xA9") for _ in range(rng.randint(0, 16)))
+        text = text[:4] + identifier + text[4:] + identifier * rng.randint(0, 2)
+        pattern = re.compile(rf"(?<![A-Za-z0-9_.-]){re.escape(identifier)}(?![A-Za-z0-9_-])")
+        expected = normalise_free_text(pattern.sub("<x>", text), identifiers=[])
+        assert normalise_free_text(text, identifiers=[(identifier, "<x>")]) == expected, (text, identifier)
 
 
 def test_step_and_action_words_are_not_mistaken_for_pod_names() -> None:

@@ -1,0 +1,171 @@
+"""`python -m bench`: the write path over HTTP beside the database's own ceiling, in one run.
+
+Scenarios (each at a fixed concurrency, wrk + bench/post.lua, keep-alive connections):
+
+- cached:  realistic bodies whose embedding texts repeat, so every embedding comes from Redis;
+- remote:  fresh texts, embedded by an OpenAI-compatible server that answers after a delay
+           (tests/support/openai_server.py, default 100 ms);
+- local:   fresh texts, embedded in process by the local model;
+- ceiling: the service's own INSERT statement (same schema, indexes, transaction shape and
+           parameters) sent straight from psycopg over as many connections as the cached
+           scenario has, with no HTTP and no Django.
+
+The service runs under the production gunicorn config (kubernaut_storage/gunicorn_config.py)
+with the `local` Django settings (authentication off, loopback only, a bench-only secret key),
+against its own embedded PostgreSQL (.data/bench-postgres) and its own redis-server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+SCENARIOS = ("cached", "ceiling", "remote", "local")
+SMOKE = {"duration": 4.0, "warmup": 2.0, "prefill": 2000}
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, of: " + ", ".join(SCENARIOS))
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per scenario (default 30)")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of unmeasured load before each (default 5)")
+    parser.add_argument("--concurrency", type=int, default=16, help="connections for cached, local and ceiling")
+    parser.add_argument("--remote-concurrency", type=int, default=40, help="connections for remote (default 40)")
+    parser.add_argument("--remote-delay-ms", type=float, default=100.0, help="the remote embedder's answer delay")
+    parser.add_argument("--prefill", type=int, default=50_000, help="embedded records in the tables before the run")
+    parser.add_argument("--templates", type=int, default=200, help="distinct request bodies (cached: distinct texts)")
+    parser.add_argument("--workers", type=int, help="GUNICORN_WORKERS for the service (default: the config's)")
+    parser.add_argument("--threads", type=int, help="GUNICORN_THREADS for the service (default: the config's)")
+    parser.add_argument("--smoke", action="store_true", help=f"a quick check of the harness: {SMOKE}")
+    parser.add_argument("--output", type=Path, help="JSON results file (default bench/results/bench-<time>.json)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        for key, value in SMOKE.items():
+            setattr(args, key, value)
+    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    return args
+
+
+def loadavg() -> list[float]:
+    with open("/proc/loadavg") as file:
+        return [float(value) for value in file.read().split()[:3]]
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def main(argv: list[str]) -> None:
+    """`python -m bench [options]` runs the benchmark; `indexes` and `profile` are tools beside it."""
+    command = argv[0] if argv and not argv[0].startswith("-") else "run"
+    if command == "indexes":
+        from bench.indexes import main as indexes_main
+
+        indexes_main(argv[1:])
+    elif command == "profile":
+        from bench.profile import main as profile_main
+
+        profile_main(argv[1:])
+    elif command == "run":
+        run(_arguments(argv[1:] if argv and argv[0] == "run" else argv))
+    else:
+        sys.exit(f"python -m bench: unknown command {command!r} (run, indexes, profile)")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import logging
+
+    from bench import stack
+    from bench.prefill import prefill
+    from bench.report import results_write, summary_line, table
+
+    logging.basicConfig(level=logging.WARNING)
+    started_at = dt.datetime.now(dt.UTC)
+    load_before = loadavg()
+    _log(f"load average {load_before[0]:.2f}; starting the bench PostgreSQL in {stack.BENCH_DATA_DIR}")
+    db = stack.bench_database_start()
+    _log(f"prefilling {args.prefill:,} embedded records")
+    filled = prefill(db.conninfo, records=args.prefill)
+    _log(
+        f"prefilled {filled.records:,} records ({filled.primary_vectors:,} x 1536-d, "
+        f"{filled.local_vectors:,} x 384-d vectors) in {filled.seconds:.1f} s"
+    )
+    os.environ.update(db.env())
+    import django
+
+    django.setup()
+
+    from bench.scenarios import Bench
+
+    bench = Bench(db=db, args=args, log=_log)
+    rows: list[dict[str, Any]] = []
+    try:
+        bench.start()
+        runners: dict[str, Callable[[], dict[str, Any]]] = {
+            "cached": bench.cached,
+            "ceiling": bench.ceiling,
+            "remote": bench.remote,
+            "local": bench.local,
+        }
+        for name in args.scenarios:
+            _log(f"scenario {name}")
+            row = runners[name]()
+            rows.append(row)
+            _log(
+                f"  {row['writes_per_s']:.0f} writes/s, p95 {row['p95_ms']:.1f} ms, "
+                f"non-2xx {row.get('non2xx', 0)}, errors {row.get('errors', 0)}"
+            )
+    finally:
+        bench.stop()
+
+    run = {
+        "command": "python -m bench " + shlex.join(sys.argv[1:]),
+        "started_at": started_at.isoformat(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "loadavg_before": load_before,
+            "loadavg_after": loadavg(),
+        },
+        "service": bench.service_description(),
+        "prefill": {
+            "records": filled.records,
+            "primary_vectors_1536d": filled.primary_vectors,
+            "local_vectors_384d": filled.local_vectors,
+            "seconds": round(filled.seconds, 1),
+        },
+        "options": {
+            key: value for key, value in vars(args).items() if key not in ("output", "smoke") and value is not None
+        },
+        "scenarios": rows,
+    }
+    run["summary"] = summary_line(rows)
+    path = args.output or RESULTS_DIR / f"bench-{started_at:%Y%m%dT%H%M%SZ}.json"
+    results_write(path, run)
+    print()
+    print(bench.service_description()["text"])
+    print(
+        f"prefill: {filled.records:,} embedded records; load average {load_before[0]:.2f} before, "
+        f"{run['machine']['loadavg_after'][0]:.2f} after"
+    )
+    print()
+    print(table(rows))
+    print()
+    print(f"results: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    print(run["summary"])
+    return run

@@ -1,0 +1,225 @@
+"""The four scenarios of `python -m bench`, each measured the same way.
+
+An HTTP scenario starts the service afresh (its own environment, clean per-worker peak RSS),
+runs `warmup` seconds of unmeasured load (connections opened, the local model loaded, the
+cache filled), then measures `duration` seconds at a fixed concurrency while sampling the
+CPU time of each gunicorn worker and of PostgreSQL, Redis' hit counters and the remote
+embedder's call count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench import stack
+from bench.wrk import HttpResult, wrk_run
+
+#: The remote embedder's key: any non-empty string makes the openai provider the primary.
+REMOTE_API_KEY = "bench-key"
+
+
+class Bench:
+    def __init__(self, *, db: stack.BenchDatabase, args: argparse.Namespace, log: Callable[[str], None]) -> None:
+        self.db = db
+        self.args = args
+        self.log = log
+        self.work_dir = stack.ROOT / ".data" / "bench"
+        self.redis: Any = None
+        self.embedder: Any = None
+        self.templates: dict[bool, Path] = {}
+        self.workers_seen = 0
+        self.threads: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from bench.workload import templates, templates_write
+        from tests.support.openai_server import OpenAICompatibleServer
+        from tests.support.redis_server import RedisServer
+
+        self.redis = RedisServer().start()
+        self.embedder = OpenAICompatibleServer(mode="slow", delay_s=self.args.remote_delay_ms / 1000).start()
+        for fresh in (False, True):
+            rows = templates(count=self.args.templates, fresh=fresh)
+            self.templates[fresh] = templates_write(
+                self.work_dir / f"templates-{'fresh' if fresh else 'cached'}.tsv", rows
+            )
+
+    def stop(self) -> None:
+        if self.embedder is not None:
+            self.embedder.stop()
+        if self.redis is not None:
+            self.redis.stop()
+
+    def service_description(self) -> dict[str, Any]:
+        import importlib
+
+        config = importlib.import_module("kubernaut_storage.gunicorn_config")
+        workers = self.args.workers or config.workers
+        threads = self.args.threads or config.threads
+        text = (
+            f"service: gunicorn -c {stack.GUNICORN_CONFIG} (the production config: {config.worker_class}, "
+            f"{workers} workers x {threads} threads) with DJANGO_SETTINGS_MODULE={stack.SETTINGS_MODULE} "
+            "(authentication off, loopback only, a bench-only secret key), embedded PostgreSQL in "
+            f"{stack.BENCH_DATA_DIR.relative_to(stack.ROOT)}, its own redis-server"
+        )
+        return {
+            "gunicorn_config": stack.GUNICORN_CONFIG,
+            "worker_class": config.worker_class,
+            "workers": workers,
+            "threads": threads,
+            "settings": stack.SETTINGS_MODULE,
+            "auth": "none (loopback only)",
+            "text": text,
+        }
+
+    # -- scenarios -------------------------------------------------------------------------------
+
+    def cached(self) -> dict[str, Any]:
+        return self._http("cached", remote=True, fresh=False, concurrency=self.args.concurrency)
+
+    def remote(self) -> dict[str, Any]:
+        return self._http("remote", remote=True, fresh=True, concurrency=self.args.remote_concurrency)
+
+    def local(self) -> dict[str, Any]:
+        return self._http("local", remote=False, fresh=True, concurrency=self.args.concurrency)
+
+    def ceiling(self) -> dict[str, Any]:
+        from bench.ceiling import ceiling_run, ceiling_statements
+
+        statements = ceiling_statements(self.templates[False], count=self.args.templates)
+        pg_before, client_before = stack.postgres_cpu_seconds(), time.process_time()
+        machine_before = stack.machine_busy_seconds()
+        result = ceiling_run(
+            self.db.conninfo,
+            statements,
+            connections=self.args.concurrency,
+            duration_s=self.args.duration,
+            warmup_s=min(self.args.warmup, 2.0),
+        )
+        wall = result.seconds + result.warmup_s
+        row = result.as_row()
+        postgres = stack.postgres_cpu_seconds() - pg_before
+        # The psycopg writer threads, in this process.
+        client = time.process_time() - client_before
+        row["postgres_cpu_pct"] = 100 * postgres / wall
+        row["client_cpu_pct"] = round(100 * client / wall, 1)
+        row["foreign_cpu_pct"] = round(
+            100 * (stack.machine_busy_seconds() - machine_before - postgres - client) / wall, 1
+        )
+        return row
+
+    def _env(self, *, remote: bool) -> dict[str, str]:
+        env = {"REDIS_URL": self.redis.url, "EMBEDDING_OPENAI_API_KEY": "", "OPENAI_API_KEY": ""}
+        if remote:
+            env.update(
+                EMBEDDING_OPENAI_API_KEY=REMOTE_API_KEY,
+                EMBEDDING_OPENAI_BASE_URL=f"{self.embedder.base_url}",
+            )
+        if self.args.workers:
+            env["GUNICORN_WORKERS"] = str(self.args.workers)
+        if self.args.threads:
+            env["GUNICORN_THREADS"] = str(self.args.threads)
+        return env
+
+    def _http(self, name: str, *, remote: bool, fresh: bool, concurrency: int) -> dict[str, Any]:
+        service = stack.Service(
+            db=self.db, env=self._env(remote=remote), log_path=self.work_dir / f"gunicorn-{name}.log"
+        )
+        service.start()
+        try:
+            templates = self.templates[fresh]
+            warmup = self.args.warmup
+            if not fresh:
+                # Long enough for every template's text to reach the cache twice over, even
+                # if each lookup misses and waits for the remote embedder.
+                misses_per_s = concurrency / (self.args.remote_delay_ms / 1000 + 0.01)
+                warmup = max(warmup, 2 * self.args.templates / misses_per_s)
+            wrk_run(url=service.url, templates=templates, concurrency=concurrency, duration_s=warmup)
+            workers = service.worker_pids()
+            redis_client = redis.Redis.from_url(self.redis.url)
+            before = self._counters(service.master_pid, workers, redis_client)
+            result = wrk_run(
+                url=service.url, templates=templates, concurrency=concurrency, duration_s=self.args.duration
+            )
+            after = self._counters(service.master_pid, workers, redis_client)
+            peak_rss = {pid: stack.process_peak_rss_mb(pid) for pid in workers}
+        finally:
+            service.stop()
+        return self._row(name, concurrency, result, before, after, peak_rss)
+
+    def _counters(self, master: int, workers: list[int], redis_client: Any) -> dict[str, Any]:
+        stats = redis_client.info("stats")
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "time": time.monotonic(),
+            "machine": stack.machine_busy_seconds(),
+            "master": stack.process_cpu_seconds(master),
+            "workers": {pid: stack.process_cpu_seconds(pid) for pid in workers},
+            "postgres": stack.postgres_cpu_seconds(),
+            "redis": stack.process_cpu_seconds(self.redis.pid),
+            # This process does nothing else meanwhile: its CPU is the embedder's threads'.
+            "embedder": time.process_time(),
+            # wrk is our only child reaped in between (the measured run itself).
+            "wrk": children.ru_utime + children.ru_stime,
+            "redis_hits": stats["keyspace_hits"],
+            "redis_misses": stats["keyspace_misses"],
+            "embedder_calls": self.embedder.request_count,
+        }
+
+    @staticmethod
+    def _row(
+        name: str,
+        concurrency: int,
+        result: HttpResult,
+        before: dict[str, Any],
+        after: dict[str, Any],
+        peak_rss: dict[int, float],
+    ) -> dict[str, Any]:
+        wall = after["time"] - before["time"]
+
+        def delta(name: str) -> float:
+            return float(after[name] - before[name])
+
+        ours = sum(after["workers"][pid] - before["workers"][pid] for pid in before["workers"])
+        ours += sum(delta(name) for name in ("master", "postgres", "redis", "embedder", "wrk"))
+        hits = after["redis_hits"] - before["redis_hits"]
+        lookups = hits + after["redis_misses"] - before["redis_misses"]
+        return {
+            "scenario": name,
+            "concurrency": concurrency,
+            "requests": result.requests,
+            "seconds": round(result.seconds, 2),
+            "writes_per_s": result.per_s,
+            "p50_ms": result.p50_ms,
+            "p95_ms": result.p95_ms,
+            "p99_ms": result.p99_ms,
+            "max_ms": result.max_ms,
+            "non2xx": result.non2xx,
+            "errors": result.socket_errors + result.timeouts,
+            "timeouts": result.timeouts,
+            "cache_hit_rate": round(hits / lookups, 4) if lookups else None,
+            "embedder_calls": after["embedder_calls"] - before["embedder_calls"],
+            "postgres_cpu_pct": 100 * (after["postgres"] - before["postgres"]) / wall,
+            **{
+                f"{name}_cpu_pct": round(100 * (after[name] - before[name]) / wall, 1)
+                for name in ("redis", "embedder", "wrk")
+            },
+            # Everything else on the machine: other people's work, which the 2 cores shared.
+            "foreign_cpu_pct": round(100 * (delta("machine") - ours) / wall, 1),
+            "workers": [
+                {
+                    "pid": pid,
+                    "cpu_pct": round(100 * (after["workers"][pid] - before["workers"][pid]) / wall, 1),
+                    "peak_rss_mb": round(peak_rss[pid], 1),
+                }
+                for pid in before["workers"]
+            ],
+        }

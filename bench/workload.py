@@ -1,0 +1,54 @@
+"""The request bodies wrk sends: realistic audit records of all four kinds, as templates.
+
+The bodies come from the cache replay's generator (bench/embedding_cache_replay.py: incidents
+of a signal, a root cause, a workflow and an action, reported as four records with fresh
+object names, pods, IPs and timestamps in their free text). Each is written as a template
+line `<path>\\t<json>` for bench/post.lua, which fills in per request:
+
+- `@ID@`: a unique id, in the record's name and correlation id (every request is a new record);
+- `@WORDS@` (fresh texts only): a unique phrase of ordinary words appended to the message, so
+  that the record's semantic text — and so its embedding cache key — was never seen before.
+
+Without `@WORDS@` (the cached scenario) the semantic texts repeat: there are as many distinct
+texts as templates, so after one pass over the templates every embedding comes from the cache.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import orjson
+
+from bench.embedding_cache_replay import body_for, incidents
+
+
+def templates(*, count: int, fresh: bool, seed: int = 11) -> list[tuple[str, bytes]]:
+    """`count` (path, JSON body) templates, the four kinds in turn, over count // 4 incidents."""
+    from audit.models import AuditKind
+    from tests.factories import endpoint
+
+    rng = random.Random(seed)
+    kinds = list(AuditKind)
+    catalogue = incidents(max(1, count // len(kinds)), rng)
+    result = []
+    for index in range(count):
+        kind = kinds[index % len(kinds)]
+        body = body_for(kind, catalogue[index // len(kinds) % len(catalogue)], rng)
+        body["name"] = f"{kind.value[:2]}-@ID@"
+        body["correlationId"] = "corr-@ID@"
+        if fresh:
+            body["message"] = f"{body['message']} Observed: @WORDS@."
+        result.append((endpoint(kind), orjson.dumps(body)))
+    return result
+
+
+def templates_write(path: Path, rows: list[tuple[str, bytes]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as file:
+        for endpoint, body in rows:
+            # orjson escapes both inside strings, so they can only separate fields and lines.
+            assert b"\t" not in body
+            assert b"\n" not in body
+            file.write(endpoint.encode() + b"\t" + body + b"\n")
+    return path

@@ -1,0 +1,143 @@
+"""The ANN indexes of `incident_embeddings`: HNSW, per month and model, once the month has closed.
+
+Maintaining an HNSW index on every write costs more than all the rest of a write: on the
+2-core machine a 1536-d insert into a partition of 50,000 vectors fell from ~2,600 to ~360
+writes/s with pgvector's default HNSW (docs/PERFORMANCE.md). So the month being written, the
+hot partition, has no ANN index, and a similar-incident query scans that month exactly
+(recall 1.0) while it reads every closed month from its index. `manage.py
+embeddings_index_build` builds the missing indexes of the closed months, CONCURRENTLY.
+
+One index per (model, dimensions) a month holds, the expression index DESIGN §4 prescribes,
+on that month's partition only:
+
+    CREATE INDEX CONCURRENTLY incident_embeddings_p2026_10_<digest>_hnsw
+        ON incident_embeddings_p2026_10
+        USING hnsw ((embedding::vector(1536)) vector_cosine_ops) WITH (m = 16, ef_construction = 64)
+        WHERE model = 'text-embedding-3-small' AND dimensions = 1536
+
+`embeddings/selectors.py:similar_incidents` filters on the model and the dimensions as
+literals and orders by that expression, so PostgreSQL answers each closed month from its index
+(a Merge Append of per-partition index scans) and sorts the hot month's exact distances.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from dataclasses import dataclass
+
+from django.db import connection
+from psycopg import sql
+
+from kubernaut_storage.partitioning import month_start, partitions_list
+
+TABLE = "incident_embeddings"
+#: pgvector's defaults; the build is done once per month, off the write path.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+#: An HNSW build is several times slower once its graph no longer fits in this.
+MAINTENANCE_WORK_MEM = "1GB"
+_SUFFIX = "_hnsw"
+
+
+@dataclass(frozen=True, slots=True)
+class AnnIndex:
+    """The HNSW index of one model's vectors in one month's partition."""
+
+    partition: str
+    model: str
+    dimensions: int
+
+    @property
+    def name(self) -> str:
+        # Model names may be long or hold any character: a digest keeps the name valid and
+        # within PostgreSQL's 63 bytes, the partition prefix keeps it readable.
+        digest = hashlib.sha256(f"{self.model}\x00{self.dimensions}".encode()).hexdigest()[:8]
+        return f"{self.partition}_{digest}{_SUFFIX}"
+
+    def create_sql(self, *, m: int, ef_construction: int) -> sql.Composed:
+        return sql.SQL(
+            "CREATE INDEX CONCURRENTLY {name} ON {partition}"
+            " USING hnsw ((embedding::vector({dimensions})) vector_cosine_ops)"
+            " WITH (m = {m}, ef_construction = {ef_construction})"
+            " WHERE model = {model} AND dimensions = {dimensions}"
+        ).format(
+            name=sql.Identifier(self.name),
+            partition=sql.Identifier(self.partition),
+            dimensions=sql.Literal(self.dimensions),
+            m=sql.Literal(m),
+            ef_construction=sql.Literal(ef_construction),
+            model=sql.Literal(self.model),
+        )
+
+
+def closed_partitions(*, now: dt.datetime) -> list[str]:
+    """The partitions of months that ended before the current UTC month began, oldest first."""
+    current = month_start(now)
+    return [stats.partition.name for stats in partitions_list(TABLE) if stats.partition.ends <= current]
+
+
+def ann_indexes_missing(*, now: dt.datetime, recheck: bool = False) -> list[AnnIndex]:
+    """The indexes the closed months lack, invalid ones (an interrupted build) included.
+
+    A month that has indexes of ours, all valid, is taken as done without reading its rows:
+    finding the models of a month reads the whole partition. `recheck` reads every closed
+    month again, for a model added to an old month later (by `embeddings_backfill`).
+    """
+    existing = _existing_indexes()
+    missing = []
+    for partition in closed_partitions(now=now):
+        ours = {name: valid for name, valid in existing.items() if name.startswith(f"{partition}_")}
+        if ours and all(ours.values()) and not recheck:
+            continue
+        for model, dimensions in _models_in(partition):
+            index = AnnIndex(partition=partition, model=model, dimensions=dimensions)
+            if existing.get(index.name) is not True:
+                missing.append(index)
+    return missing
+
+
+def ann_index_build(
+    index: AnnIndex,
+    *,
+    m: int = HNSW_M,
+    ef_construction: int = HNSW_EF_CONSTRUCTION,
+    maintenance_work_mem: str = MAINTENANCE_WORK_MEM,
+) -> float:
+    """Build `index` without blocking writes (CONCURRENTLY); the seconds it took.
+
+    An invalid index of the same name, left by an interrupted build, is dropped first.
+    Must run outside a transaction, as CREATE INDEX CONCURRENTLY requires.
+    """
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        context = cursor.cursor.connection
+        drop = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(index.name))
+        cursor.execute(drop.as_string(context))
+        cursor.execute("SELECT set_config('maintenance_work_mem', %s, false)", [maintenance_work_mem])
+        try:
+            cursor.execute(index.create_sql(m=m, ef_construction=ef_construction).as_string(context))
+        finally:
+            cursor.execute("RESET maintenance_work_mem")
+    return time.perf_counter() - started
+
+
+def _existing_indexes() -> dict[str, bool]:
+    """Our HNSW indexes on the partitions of TABLE: name → valid."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT index.relname, pg_index.indisvalid FROM pg_inherits"
+            " JOIN pg_index ON pg_index.indrelid = pg_inherits.inhrelid"
+            " JOIN pg_class AS index ON index.oid = pg_index.indexrelid"
+            " WHERE pg_inherits.inhparent = %s::regclass AND index.relname LIKE %s",
+            [TABLE, f"%{_SUFFIX}"],
+        )
+        return {name: valid for name, valid in cursor.fetchall()}
+
+
+def _models_in(partition: str) -> list[tuple[str, int]]:
+    with connection.cursor() as cursor:
+        query = sql.SQL("SELECT model, dimensions FROM {} GROUP BY model, dimensions ORDER BY model, dimensions")
+        cursor.execute(query.format(sql.Identifier(partition)).as_string(cursor.cursor.connection))
+        return [(model, int(dimensions)) for model, dimensions in cursor.fetchall()]
