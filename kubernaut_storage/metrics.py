@@ -29,6 +29,12 @@ EMBEDDING_LATENCY = Histogram(
     ["provider"],
     buckets=_LATENCY_BUCKETS,
 )
+EMBEDDING_BATCH_TEXTS = Histogram(
+    "kubernaut_embedding_batch_texts",
+    "Distinct texts per embedding provider call: concurrent cache misses of a process share calls.",
+    ["provider"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 EMBEDDING_CACHE = Counter(
     "kubernaut_embedding_cache_total",
     "Embedding cache lookups by result: hit, miss, error, bypass (Redis skipped after a failure).",

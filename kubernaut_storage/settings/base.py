@@ -82,10 +82,31 @@ else:
             database=env.str("EMBEDDED_POSTGRES_DATABASE", default="kubernaut_storage"),
         )
     }
-# Persistent connections: a new connection per request halves throughput (DESIGN §4).
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=300)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})
+# Connections are reused: a new connection per request halves throughput (DESIGN §4). By
+# default from a bounded pool per process (psycopg_pool through Django's "pool" option) rather
+# than one persistent connection per thread: a write's thread waits ~100 ms on the embedding
+# API and a few ms on PostgreSQL, so the 24 threads of a worker share a few connections, and a
+# pod holds at most GUNICORN_WORKERS x DATABASE_POOL_SIZE of them (3 x 8). 0: no pool, one
+# persistent connection per thread for DATABASE_CONN_MAX_AGE seconds.
+DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=8)
+if DATABASE_POOL_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django requires 0
+    # Django's health check with a pool is a round trip on every checkout. A connection that
+    # broke while idle fails its first statement instead, which the write path retries on a
+    # fresh one (audit/services.py) and the pool then discards.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": min(2, DATABASE_POOL_SIZE),
+        "max_size": DATABASE_POOL_SIZE,
+        # A thread waits this long for a connection. Past it the database is down or saturated
+        # and the write answers 503 at once (audit/services.py): waiting again cannot help.
+        "timeout": 2.0,
+        "max_idle": 300.0,
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=300)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Django turns psycopg's prepared statements off; the write path's statement, sent with
 # server-side binding, costs PostgreSQL ~25 % less CPU prepared (docs/PERFORMANCE.md). Off for
 # a pooler that cannot keep them (PgBouncer in transaction mode before 1.21).
@@ -175,6 +196,9 @@ EMBEDDING_OPENAI_DIMENSIONS = env.int("EMBEDDING_OPENAI_DIMENSIONS", default=Non
 # waits at most about budget + timeout for the primary before the fallback answers.
 EMBEDDING_OPENAI_TIMEOUT_S = env.float("EMBEDDING_OPENAI_TIMEOUT_S", default=2.0)
 EMBEDDING_RETRY_BUDGET_S = env.float("EMBEDDING_RETRY_BUDGET_S", default=2.0)
+# Calls to the openai provider one process makes at once; texts that miss the cache while
+# every slot is busy queue and go out together in the next call (embeddings/coalescing.py).
+EMBEDDING_OPENAI_MAX_IN_FLIGHT = env.int("EMBEDDING_OPENAI_MAX_IN_FLIGHT", default=4)
 # "local": a failing primary falls back to the local model (DESIGN §5). "none": defer instead,
 # so every vector ends up made by the primary (one model to search) once backfilled.
 EMBEDDING_FALLBACK = env.str("EMBEDDING_FALLBACK", default="local")
@@ -207,6 +231,8 @@ if EMBEDDING_OPENAI_TIMEOUT_S <= 0 or EMBEDDING_RETRY_BUDGET_S <= 0 or EMBEDDING
     raise ImproperlyConfigured(
         "EMBEDDING_OPENAI_TIMEOUT_S and EMBEDDING_RETRY_BUDGET_S must be positive, EMBEDDING_CACHE_TTL_S >= 0"
     )
+if EMBEDDING_OPENAI_MAX_IN_FLIGHT < 1:
+    raise ImproperlyConfigured("EMBEDDING_OPENAI_MAX_IN_FLIGHT must be >= 1")
 if EMBEDDING_OPENAI_DIMENSIONS is not None and EMBEDDING_OPENAI_DIMENSIONS < 1:
     raise ImproperlyConfigured("EMBEDDING_OPENAI_DIMENSIONS must be positive when set")
 
