@@ -36,6 +36,7 @@ from django.utils import timezone
 from pgvector.psycopg.vector import register_vector_info
 from psycopg.types import TypeInfo
 from psycopg.types.json import Jsonb
+from psycopg_pool import PoolTimeout
 
 from audit.models import AUDIT_MODELS, AuditKind, IdempotencyKey
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
@@ -97,6 +98,7 @@ def audit_record_create(
         )
         if replay is not None:
             return replay
+        _connection_release()
 
     text = audit_text(kind=kind, data=data)
     embedding: Embedding | None
@@ -303,6 +305,13 @@ def _server_binding_cursor() -> Iterator[CursorWrapper]:
         yield wrapped
 
 
+def _connection_release() -> None:
+    """Give a pooled connection back while the embedding is computed (up to ~100 ms and more,
+    against a few ms of SQL): held, the pool would run dry with threads that only wait."""
+    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
+        connection.close()
+
+
 def _idempotent_replay(*, actor: str, kind: AuditKind, key: str, payload_sha256: str) -> AuditWrite | None:
     claimed = IdempotencyKey.objects.filter(actor=actor, kind=kind, key=key).first()
     if claimed is None:
@@ -358,6 +367,11 @@ def _with_db_retries(operation: Callable[[], T], *, sleep: Callable[[float], Non
         except DatabaseError as exc:
             if _sqlstate(exc) == _LOCK_NOT_AVAILABLE:
                 raise IdempotencyKeyInFlight() from exc
+            if isinstance(exc.__cause__, PoolTimeout):
+                # The pool waited its whole timeout for a connection: asking it again would
+                # only hold this thread longer.
+                logger.error("no database connection within the pool's timeout: %s", exc)
+                raise ServiceUnavailable() from exc
             if not _is_transient(exc):
                 raise
             if not connection.in_atomic_block:

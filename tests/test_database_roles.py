@@ -50,11 +50,13 @@ def runtime_connection(transactional_db: None) -> Iterator[None]:
     psql_script(database=database, socket_dir=socket_dir)
     connection.close()
     connection.settings_dict["USER"] = RUNTIME
+    connection.close_pool()  # a pool keeps the role it was made with
     try:
         yield
     finally:
         connection.close()
         connection.settings_dict["USER"] = "postgres"
+        connection.close_pool()
         with psycopg.connect(host=socket_dir, user="postgres", dbname=database, autocommit=True) as admin:
             # Leave the cluster as it was: roles are cluster-wide, privileges per database.
             # One role at a time: PostgreSQL 18 trips over the shared default ACL otherwise.

@@ -75,9 +75,11 @@ def database_unreachable():
     original = connection.settings_dict["HOST"]
     connection.close()
     connection.settings_dict["HOST"] = "/nonexistent-socket-dir"
+    connection.close_pool()  # a pool keeps the address it was made with
     yield
     connection.close()
     connection.settings_dict["HOST"] = original
+    connection.close_pool()
 
 
 @pytest.mark.django_db(transaction=True)
