@@ -16,6 +16,10 @@ COLUMNS = (
     ("p99 ms", "p99_ms", "{:.1f}"),
     ("non-2xx", "non2xx", "{}"),
     ("errors", "errors", "{}"),
+    # The service's own histograms: time inside the service, per embedding call, texts a call.
+    ("svc ms", "service_mean_ms", "{:.1f}"),
+    ("embed ms", "embedding_call_mean_ms", "{:.1f}"),
+    ("texts/call", "texts_per_embedding_call", "{:.1f}"),
 )
 
 

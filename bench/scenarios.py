@@ -146,14 +146,16 @@ class Bench:
             workers = service.worker_pids()
             redis_client = redis.Redis.from_url(self.redis.url)
             before = self._counters(service.master_pid, workers, redis_client)
+            metrics_before = service.metric_totals()
             result = wrk_run(
                 url=service.url, templates=templates, concurrency=concurrency, duration_s=self.args.duration
             )
             after = self._counters(service.master_pid, workers, redis_client)
+            metrics = _delta_means(metrics_before, service.metric_totals())
             peak_rss = {pid: stack.process_peak_rss_mb(pid) for pid in workers}
         finally:
             service.stop()
-        return self._row(name, concurrency, result, before, after, peak_rss)
+        return {**self._row(name, concurrency, result, before, after, peak_rss), **metrics}
 
     def _counters(self, master: int, workers: list[int], redis_client: Any) -> dict[str, Any]:
         stats = redis_client.info("stats")
@@ -223,3 +225,20 @@ class Bench:
                 for pid in before["workers"]
             ],
         }
+
+
+def _delta_means(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    """Means over the measured run of the service's histograms: where a write's time went
+    inside the service (wrk's latency adds the client and the kernel), the embedding calls it
+    made and how many texts each carried."""
+
+    def mean(prefix: str, scale: float) -> float | None:
+        count = after.get(f"{prefix}_count", 0.0) - before.get(f"{prefix}_count", 0.0)
+        total = after.get(f"{prefix}_sum", 0.0) - before.get(f"{prefix}_sum", 0.0)
+        return round(scale * total / count, 2) if count else None
+
+    return {
+        "service_mean_ms": mean("request_s", 1000),
+        "embedding_call_mean_ms": mean("embedding_call_s", 1000),
+        "texts_per_embedding_call": mean("batch_texts", 1),
+    }

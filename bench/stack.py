@@ -132,13 +132,17 @@ class Service:
     def __init__(self, *, db: BenchDatabase, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
         self.env = {
             **os.environ,
             **db.env(),
             "DJANGO_SECRET_KEY": BENCH_SECRET_KEY,
             "AUTH_MODE": "none",
             "GUNICORN_BIND": f"127.0.0.1:{self.port}",
-            "LOG_LEVEL": "WARNING",
+            "METRICS_BIND": self.metrics_url.removeprefix("http://").removesuffix("/metrics"),
+            # Production's level: one JSON access line per request, into the scenario's log
+            # file. Interleaved runs at WARNING were not measurably faster (docs/PERFORMANCE.md).
+            "LOG_LEVEL": "INFO",
             **env,
         }
         self.log_path = log_path
@@ -175,6 +179,30 @@ class Service:
         except OSError:
             return False
         return False
+
+    def metric_totals(self) -> dict[str, float]:
+        """The service's own view, summed over its workers: `<histogram>_sum`/`_count` of the
+        request and embedding-call latencies and of the texts per embedding call."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+            text = response.read().decode()
+        wanted = {
+            "kubernaut_http_request_duration_seconds": "request_s",
+            "kubernaut_embedding_duration_seconds": "embedding_call_s",
+            "kubernaut_embedding_batch_texts": "batch_texts",
+        }
+        totals: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            prefix = wanted.get(family.name)
+            if prefix is None:
+                continue
+            for sample in family.samples:
+                for suffix in ("_sum", "_count"):
+                    if sample.name == family.name + suffix:
+                        key = prefix + suffix
+                        totals[key] = totals.get(key, 0.0) + sample.value
+        return totals
 
     @property
     def master_pid(self) -> int:

@@ -1,12 +1,14 @@
 """gunicorn configuration (`gunicorn -c kubernaut_storage/gunicorn_config.py kubernaut_storage.wsgi`).
 
-Workers: gthread, 3 processes x 8 threads by default. A write waits on the embedding provider
+Workers: gthread, 3 processes x 24 threads by default. A write waits on the embedding provider
 (an HTTP call, or the local ONNX model which releases the GIL while it computes) and on
 PostgreSQL, so threads overlap those waits: sync workers serve one call each (2 sync workers:
 16 writes/s against a 100 ms embedding API). One process more than the 2 cores keeps the cores
-busy while a process's threads queue for its GIL: measured with wrk on 2 cores, 3x8 did a
-median 90 writes/s against 69 for 2x8 with an I/O-bound embedding, for ~120 MB more (~280 MB
-once each worker has loaded the local model). docs/OPERATIONS.md has the numbers and commands.
+busy while a process's threads queue for its GIL (3x8 did a median 90 writes/s against 69 for
+2x8, docs/OPERATIONS.md). Threads: Little's law. 300 writes/s that each wait ~200 ms for the
+embedding API are 60 in flight, so 3 x 24; 3 x 8 capped the remote benchmark near 200 writes/s
+with its CPU idle (docs/PERFORMANCE.md). Threads hold no database connection while they wait:
+each process shares a pool of DATABASE_POOL_SIZE connections.
 
 The master also: owns the embedded PostgreSQL when DATABASE_URL is unset; refuses to run
 without authentication on a non-loopback address; serves /metrics on port 9090 for all workers
@@ -40,7 +42,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubernaut_storage.settings.loca
 bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8080")]
 worker_class = "gthread"
 workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+threads = int(os.environ.get("GUNICORN_THREADS", "24"))
 # The embedding call plus the transaction stay well under this; a stuck worker is restarted.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # In-flight requests get this long after the listeners close (k8s: fits in
