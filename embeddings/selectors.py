@@ -1,13 +1,13 @@
 """Reads over stored embeddings: a record's own vector, and its nearest neighbours.
 
 Vectors are compared only within one model (DESIGN §4). The nearest-neighbour query is shaped
-for the per-model ANN index the design prescribes,
+for the per-model ANN index of each closed month (embeddings/ann_indexes.py),
 
-    CREATE INDEX ... USING hnsw ((embedding::vector(384)) vector_cosine_ops)
-        WHERE model = 'all-MiniLM-L6-v2'
+    CREATE INDEX ... USING hnsw ((embedding::halfvec(384)) halfvec_cosine_ops)
+        WHERE model = 'all-MiniLM-L6-v2' AND dimensions = 384
 
 so that PostgreSQL can answer it from that index wherever one exists: it orders by
-`embedding::vector(N) <=> <constant>` (the indexed expression, the index's operator) with
+`embedding::halfvec(N) <=> <constant>` (the indexed expression, the index's operator) with
 `model = '<literal>'` in the WHERE clause (which implies the partial index's predicate; Django
 binds parameters client-side, so the planner sees the literal). Without such an index it is an
 exact scan of that model's vectors. docs/ADMIN.md shows both plans.
@@ -19,7 +19,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db.models.functions import Cast
-from pgvector.django import CosineDistance, VectorField
+from pgvector.django import CosineDistance, HalfVectorField
 
 from embeddings.models import IncidentEmbedding
 
@@ -55,7 +55,9 @@ def similar_incidents(*, embedding: IncidentEmbedding, limit: int = SIMILAR_LIMI
     """
     # The typmod must be a constant in the SQL text for the expression index to match; it
     # comes from our own row, an int, never from the request.
-    typed = VectorField(dimensions=int(embedding.dimensions))
+    # Distances in half precision, as the index computes them, in the hot month too: they
+    # differ from full precision in the fourth decimal at most, so the order barely can.
+    typed = HalfVectorField(dimensions=int(embedding.dimensions))
     distance = CosineDistance(Cast("embedding", typed), embedding.embedding)
     neighbours = (
         IncidentEmbedding.objects.filter(model=embedding.model, dimensions=embedding.dimensions)

@@ -9,12 +9,14 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from psycopg import sql
 
 from embeddings.ann_indexes import AnnIndex
 from embeddings.models import IncidentEmbedding
+from embeddings.selectors import similar_incidents
 from kubernaut_storage.partitioning import add_months, month_start, partition_create, partition_for
 
 # CREATE INDEX CONCURRENTLY cannot run inside the transaction a plain django_db test is.
@@ -82,7 +84,7 @@ def test_closed_months_get_one_index_per_model_and_the_current_month_none(last_m
     assert set(indexes) == expected
     minilm = indexes[AnnIndex(partition=last_month, model=MINILM[0], dimensions=MINILM[1]).name]
     assert f"ON public.{last_month} USING hnsw" in minilm
-    assert "((embedding)::vector(384)) vector_cosine_ops" in minilm
+    assert "((embedding)::halfvec(384)) halfvec_cosine_ops" in minilm
     assert "m='16'" in minilm
     assert "ef_construction='64'" in minilm
     assert "(model)::text = 'all-MiniLM-L6-v2'::text" in minilm
@@ -116,17 +118,17 @@ def test_an_invalid_index_from_an_interrupted_build_is_built_again(last_month):
 def test_similar_incident_queries_read_the_closed_month_from_its_index(last_month):
     _build()
     name = AnnIndex(partition=last_month, model=MINILM[0], dimensions=MINILM[1]).name
-    query = "[" + ",".join(["0.1"] * 384) + "]"
-    with connection.cursor() as cursor:
-        # The admin's query shape (embeddings/selectors.py), with sequential scans priced out
-        # as the planner would on a month of real size.
-        cursor.execute("SET enable_seqscan = off")
-        cursor.execute(
-            "EXPLAIN SELECT id FROM incident_embeddings WHERE model = 'all-MiniLM-L6-v2' AND dimensions = 384"
-            f" ORDER BY embedding::vector(384) <=> '{query}' LIMIT 10"
-        )
+    probe = IncidentEmbedding.objects.filter(model=MINILM[0]).first()
+    assert probe is not None
+    with CaptureQueriesContext(connection) as captured:
+        similar_incidents(embedding=probe)
+    [neighbours_sql] = [query["sql"] for query in captured.captured_queries]
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The selector's own query, with sequential scans priced out as the planner would on
+        # a month of real size.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {neighbours_sql}")
         plan = "\n".join(row[0] for row in cursor.fetchall())
-        cursor.execute("RESET enable_seqscan")
     assert f"Index Scan using {name} on {last_month}" in plan
 
 
