@@ -3,9 +3,8 @@
 Why (docs/PERFORMANCE.md): one call through the `openai` client costs ~2 ms of Python (request
 building, httpx2, response models), a third of a write's CPU when every text is new, and
 every call counts against the API's requests-per-minute limit: a replica writing 300 new
-records a second would make 18,000 calls a minute. The local model, for its part, embeds a
-batch of similar texts ~20 % faster per text than one at a time, and several inferences at
-once in one process only fight over the same cores.
+records a second would make 18,000 calls a minute. (The local model is not wrapped: batched
+under load it ran no faster and took twice the memory.)
 
 How: at most `max_in_flight` calls to the provider run at once. A request that finds a call
 slot free goes out immediately, so a quiet service adds no latency; requests that arrive
@@ -40,7 +39,6 @@ class _Request:
     texts: list[str]
     vectors: list[Vector] = field(default_factory=list)
     error: BaseException | None = None
-    done: bool = False
     #: Set when the request is done, or when a finished call handed its slot to this request
     #: (then `batch` is what it is to send). One event per request, so a finished call wakes
     #: exactly the threads it concerns, not every waiting thread.
@@ -98,14 +96,14 @@ class CoalescingProvider:
         if request.wake.wait(self.queue_timeout_s):
             return
         with self._lock:
-            if request.batch is None and not request.done and request in self._queue:
+            # Still queued means no call took it: neither sent in a batch nor handed a slot.
+            if request in self._queue:
                 self._queue.remove(request)
                 request.error = EmbeddingProviderError(
                     f"{self.name}: no free call slot within {self.queue_timeout_s:g}s "
                     f"({self.max_in_flight} calls in flight)",
                     retryable=True,
                 )
-                request.done = True
                 return
         # Taken into a call meanwhile: that call is bounded by the provider's own timeout.
         request.wake.wait()
@@ -147,8 +145,6 @@ class CoalescingProvider:
                 queued.error = outcome
             else:
                 queued.vectors = [by_text[text] for text in queued.texts]
-            queued.batch = None
-            queued.done = True
         with self._lock:
             if self._queue:
                 # The slot passes to the queue's head, which sends what queued meanwhile.
