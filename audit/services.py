@@ -33,6 +33,7 @@ import psycopg
 from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
+from django_prometheus.db.common import ExportingCursorWrapper
 from pgvector.psycopg.vector import register_vector_info
 from psycopg.types import TypeInfo
 from psycopg.types.json import Jsonb
@@ -282,6 +283,10 @@ def _jsonb(value: Any) -> Jsonb:
     return Jsonb(value, dumps=orjson.dumps)
 
 
+#: The server-binding cursor, counted and timed in django-prometheus' database series like
+#: every cursor the backend makes.
+_ServerBindingCursor = ExportingCursorWrapper(psycopg.Cursor, "default", "postgresql")
+
 #: Connections whose psycopg adapters know pgvector's `vector` type (looked up once each).
 _vector_connections: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
 
@@ -297,7 +302,7 @@ def _server_binding_cursor() -> Iterator[CursorWrapper]:
         if raw not in _vector_connections:
             register_vector_info(raw, TypeInfo.fetch(raw, "vector"))
             _vector_connections.add(raw)
-        cursor = psycopg.Cursor(raw)
+        cursor = _ServerBindingCursor(raw)
     # (django-stubs type these as taking a CursorWrapper; they take the driver's cursor.)
     make = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
     wrapped = make(cursor)  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_prometheus",
     "audit",
     "embeddings",
 ]
@@ -40,6 +41,10 @@ MIDDLEWARE = [
     # Probes are answered first: before host validation (the kubelet's Host is the pod IP),
     # sessions and the access log (kubernaut_storage/health.py).
     "kubernaut_storage.health.ProbeMiddleware",
+    # django-prometheus: request counts and latency by view, method and status. Its own
+    # exporter is not started (PROMETHEUS_METRICS_EXPORT_PORT unset): it cannot serve several
+    # workers; the gunicorn master's server on 9090 exports its series with ours.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # One JSON access line and the latency histogram for every other request.
     "kubernaut_storage.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -51,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "kubernaut_storage.urls"
