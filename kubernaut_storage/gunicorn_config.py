@@ -25,49 +25,65 @@ from typing import Any
 
 from kubernaut_storage import serving
 
+
+def _flag(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes")
+
+
+# Everything this file takes from the environment, read here once (gunicorn loads this file
+# before Django's settings exist; the README's configuration table lists every variable).
+_env = os.environ
+_bind = _env.get("GUNICORN_BIND", "0.0.0.0:8080")
+_workers = int(_env.get("GUNICORN_WORKERS", "3"))
+_threads = int(_env.get("GUNICORN_THREADS", "24"))
+_timeout_s = int(_env.get("GUNICORN_TIMEOUT", "30"))
+_graceful_timeout_s = int(_env.get("GUNICORN_GRACEFUL_TIMEOUT", "25"))
+_reuse_port = _flag(_env.get("GUNICORN_REUSE_PORT", "true"))
+_worker_tmp_dir = _env.get("GUNICORN_WORKER_TMP_DIR") or None
+_metrics_bind = _env.get("METRICS_BIND", "0.0.0.0:9090")
+_metrics_token = _env.get("METRICS_TOKEN") or None
+# Seconds between SIGTERM (readiness fails) and closing the listeners.
+_drain_delay_s = float(_env.get("GUNICORN_DRAIN_DELAY_SECONDS") or 5.0)
+_log_level = _env.get("LOG_LEVEL", "INFO")
+
 # Process-wide state shared by the master and its workers, created before any worker forks:
 # the per-process metric files and the drain flag. Set in the environment because workers
 # inherit it and prometheus_client reads PROMETHEUS_MULTIPROC_DIR when it is first imported.
-_created_runtime_dir = "KUBERNAUT_RUNTIME_DIR" not in os.environ
-_runtime_dir = os.environ.setdefault(
+_created_runtime_dir = "KUBERNAUT_RUNTIME_DIR" not in _env
+_runtime_dir = _env.setdefault(
     "KUBERNAUT_RUNTIME_DIR",
     # /tmp is an emptyDir in the pod (read-only root filesystem); see k8s/deployment.yaml.
     tempfile.mkdtemp(prefix="kubernaut-storage-") if _created_runtime_dir else "",
 )
-_multiproc_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(_runtime_dir, "metrics"))
-_drain_file = os.environ.setdefault("KUBERNAUT_DRAIN_FILE", os.path.join(_runtime_dir, "draining"))
+_multiproc_dir = _env.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(_runtime_dir, "metrics"))
+_drain_file = _env.setdefault("KUBERNAUT_DRAIN_FILE", os.path.join(_runtime_dir, "draining"))
 # The same settings module for the master (auth guard, embedded database) and the workers.
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubernaut_storage.settings.local")
+_env.setdefault("DJANGO_SETTINGS_MODULE", "kubernaut_storage.settings.local")
 
-bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8080")]
+bind = [_bind]
 worker_class = "gthread"
-workers = int(os.environ.get("GUNICORN_WORKERS", "3"))
-threads = int(os.environ.get("GUNICORN_THREADS", "24"))
+workers = _workers
+threads = _threads
 # The embedding call plus the transaction stay well under this; a stuck worker is restarted.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = _timeout_s
 # In-flight requests get this long after the listeners close (k8s: fits in
 # terminationGracePeriodSeconds together with the drain delay; docs/OPERATIONS.md).
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "25"))
+graceful_timeout = _graceful_timeout_s
 keepalive = 5
 # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections over
 # the workers. With one shared socket, whichever worker wins the accept race keeps the
 # connection for its keep-alive life: under wrk's 16 connections one worker of three got all
 # 16 and the others none (docs/PERFORMANCE.md). Cost: a worker that exits drops the
 # connections still waiting in its own accept queue.
-reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").lower() in ("1", "true", "yes")
+reuse_port = _reuse_port
 max_requests = 0
 # Heartbeat files on tmpfs: on a disk-backed /tmp a slow fsync can look like a hung worker.
-worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or None
+worker_tmp_dir = _worker_tmp_dir
 # No `gunicornc` control socket: nothing uses it, and its default path ($HOME/.gunicorn) is
 # shared by every gunicorn of the user and not writable with a read-only root filesystem.
 control_socket_disable = True
 accesslog = None  # one JSON line per request comes from RequestLogMiddleware
-logconfig_dict = serving.logging_config_for_gunicorn()
-
-_metrics_bind = os.environ.get("METRICS_BIND", "0.0.0.0:9090")
-_metrics_token = os.environ.get("METRICS_TOKEN") or None
-# Seconds between SIGTERM (readiness fails) and closing the listeners.
-_drain_delay_s = serving.env_float("GUNICORN_DRAIN_DELAY_SECONDS", 5.0)
+logconfig_dict = serving.logging_config_for_gunicorn(level=_log_level)
 
 
 def on_starting(server: Any) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import shutil
 import signal
 import threading
@@ -127,13 +126,8 @@ def drain_on_sigterm(*, drain_file: str, delay_s: float, stop: Callable[[], None
         signal.signal(signal.SIGTERM, handle)
 
 
-def logging_config_for_gunicorn() -> dict[str, Any]:
+def logging_config_for_gunicorn(*, level: str) -> dict[str, Any]:
     """gunicorn's logconfig_dict: the master's own lines in the same JSON shape as Django's."""
     from kubernaut_storage.logs import logging_config
 
-    return logging_config(level=os.environ.get("LOG_LEVEL", "INFO"))
-
-
-def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "")
-    return float(value) if value else default
+    return logging_config(level=level)

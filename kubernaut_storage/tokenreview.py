@@ -117,16 +117,16 @@ class TokenReviewConfig:
         max_cache_entries: int = 10_000,
         token_file: str = DEFAULT_TOKEN_FILE,
         ca_file: str = DEFAULT_CA_FILE,
-        environ: Mapping[str, str] | None = None,
+        service_host: str = "",
+        service_port: str = "",
     ) -> TokenReviewConfig:
-        """Build a config from the pod environment and mounted service account.
+        """Build a config from the API server's in-cluster address and the mounted account.
 
-        Raises :class:`NotInClusterError` with an actionable message when the
-        ``KUBERNETES_SERVICE_*`` variables or the mounted files are missing.
+        `service_host`/`service_port` are the kubelet's KUBERNETES_SERVICE_HOST/PORT (read by
+        the settings). Raises :class:`NotInClusterError` with an actionable message when they
+        or the mounted files are missing.
         """
-        env = os.environ if environ is None else environ
-        host = env.get("KUBERNETES_SERVICE_HOST", "")
-        port = env.get("KUBERNETES_SERVICE_PORT", "")
+        host, port = service_host, service_port
         if not host or not port:
             raise NotInClusterError(
                 "not running inside a Kubernetes pod: KUBERNETES_SERVICE_HOST / "
@@ -157,14 +157,14 @@ class TokenReviewConfig:
         )
 
     @classmethod
-    def from_mapping(cls, options: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -> TokenReviewConfig:
+    def from_mapping(cls, options: Mapping[str, Any]) -> TokenReviewConfig:
         """Build a config from a settings-style dict (``KUBERNETES_TOKENREVIEW``).
 
         Recognised keys: ``api_url``, ``ca_file``, ``token_file``,
         ``bearer_token``, ``audiences``, ``timeout_s``, ``accepted_ttl_s``,
-        ``rejected_ttl_s``, ``max_cache_entries``. Without ``api_url`` the
-        in-cluster configuration is used (``token_file``/``ca_file`` then
-        override the mounted paths). Unknown keys are rejected so that a typo
+        ``rejected_ttl_s``, ``max_cache_entries``, ``service_host``,
+        ``service_port``. Without ``api_url`` the in-cluster configuration is
+        used (``token_file``/``ca_file`` then override the mounted paths). Unknown keys are rejected so that a typo
         does not silently weaken authentication.
         """
         allowed = {
@@ -177,6 +177,8 @@ class TokenReviewConfig:
             "accepted_ttl_s",
             "rejected_ttl_s",
             "max_cache_entries",
+            "service_host",
+            "service_port",
         }
         unknown = set(options) - allowed
         if unknown:
@@ -192,8 +194,12 @@ class TokenReviewConfig:
         }
         api_url = options.get("api_url")
         if not api_url:
-            paths = {key: options[key] for key in ("token_file", "ca_file") if options.get(key)}
-            return cls.in_cluster(audiences=audiences, environ=environ, **paths, **tuning)
+            located = {
+                key: options[key]
+                for key in ("token_file", "ca_file", "service_host", "service_port")
+                if options.get(key)
+            }
+            return cls.in_cluster(audiences=audiences, **located, **tuning)
         token_file = options.get("token_file") or None
         bearer = options.get("bearer_token") or ""
         if token_file and not bearer:

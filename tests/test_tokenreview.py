@@ -286,7 +286,8 @@ def test_in_cluster_config(tmp_path: Path) -> None:
         audiences=["kubernaut-storage"],
         token_file=str(tmp_path / "token"),
         ca_file=str(tmp_path / "ca.crt"),
-        environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"},
+        service_host="10.0.0.1",
+        service_port="443",
     )
     assert config.api_url == "https://10.0.0.1:443"
     assert config.bearer_token == "pod-token"
@@ -297,18 +298,20 @@ def test_in_cluster_config(tmp_path: Path) -> None:
     v6 = TokenReviewConfig.in_cluster(
         token_file=str(tmp_path / "token"),
         ca_file=str(tmp_path / "ca.crt"),
-        environ={"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"},
+        service_host="fd00::1",
+        service_port="443",
     )
     assert v6.api_url == "https://[fd00::1]:443"
 
 
 def test_in_cluster_outside_cluster_raises_clear_error(tmp_path: Path) -> None:
     with pytest.raises(NotInClusterError, match="KUBERNETES_SERVICE_HOST"):
-        TokenReviewConfig.in_cluster(environ={})
+        TokenReviewConfig.in_cluster()
     with pytest.raises(NotInClusterError, match="token"):
         TokenReviewConfig.in_cluster(
             token_file=str(tmp_path / "missing"),
-            environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"},
+            service_host="10.0.0.1",
+        service_port="443",
         )
 
 

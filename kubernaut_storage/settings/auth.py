@@ -51,6 +51,9 @@ def _tokenreview_options() -> dict[str, Any]:
         "accepted_ttl_s": env.float("TOKENREVIEW_ACCEPTED_TTL_SECONDS", default=60.0),
         "rejected_ttl_s": env.float("TOKENREVIEW_REJECTED_TTL_SECONDS", default=10.0),
         "max_cache_entries": env.int("TOKENREVIEW_CACHE_ENTRIES", default=10_000),
+        # Set by the kubelet in every pod: where the API server is, without TOKENREVIEW_API_URL.
+        "service_host": env.str("KUBERNETES_SERVICE_HOST", default=""),
+        "service_port": env.str("KUBERNETES_SERVICE_PORT", default=""),
     }
     return {key: value for key, value in options.items() if value not in ("", [], None)}
 
