@@ -311,7 +311,7 @@ def test_in_cluster_outside_cluster_raises_clear_error(tmp_path: Path) -> None:
         TokenReviewConfig.in_cluster(
             token_file=str(tmp_path / "missing"),
             service_host="10.0.0.1",
-        service_port="443",
+            service_port="443",
         )
 
 
