@@ -14,6 +14,8 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
+# Registers the embeddings' admin, which belongs here because it links vectors to records.
+from audit import admin_embeddings  # noqa: F401
 from audit.admin_display import (
     correlation_link,
     labels_table,

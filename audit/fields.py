@@ -1,4 +1,4 @@
-"""Strict DRF fields for the audit contract (DESIGN §3).
+"""Strict DRF fields for the audit contract.
 
 DRF's stock fields are lenient by design (`"12"` is an integer, `"yes"` a boolean, a naive
 timestamp is taken in the server's zone); an audit trail must store what the caller meant, so

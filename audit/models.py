@@ -27,7 +27,7 @@ class Phase(models.TextChoices):
 
 
 class AuditRecord(models.Model):
-    """Columns common to every audit type (DESIGN §3 and §4)."""
+    """Columns common to every audit type."""
 
     id = models.BigAutoField(primary_key=True)
     recorded_at = models.DateTimeField(help_text="Server receive time; the partition key.")

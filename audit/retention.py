@@ -37,11 +37,11 @@ from psycopg import sql
 from audit.models import AuditKind
 from embeddings.models import EmbeddingBacklog
 from kubernaut_storage.partitioning import (
-    PARTITIONED_TABLES,
     Partition,
     PartitionStats,
     add_months,
     month_start,
+    partitioned_tables,
     partitions_list,
 )
 
@@ -92,7 +92,7 @@ def expired_partitions(*, now: dt.datetime, older_than_months: int) -> list[Part
     """Partitions of every partitioned table that lie entirely before the cutoff, oldest first."""
     cutoff = retention_cutoff(now=now, older_than_months=older_than_months)
     expired = [
-        stats for table in PARTITIONED_TABLES for stats in partitions_list(table) if stats.partition.ends <= cutoff
+        stats for table in partitioned_tables() for stats in partitions_list(table) if stats.partition.ends <= cutoff
     ]
     return sorted(expired, key=lambda stats: (stats.partition.starts, stats.partition.table))
 

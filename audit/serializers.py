@@ -1,4 +1,4 @@
-"""Validation of the four audit bodies (DESIGN §3). Serializers validate; they never write.
+"""Validation of the four audit bodies Serializers validate; they never write.
 
 JSON keys are camelCase; the serializers declare snake_case fields and translate at the edge,
 so the rest of the code speaks Python and every error names the field as the caller sent it.

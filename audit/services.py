@@ -1,4 +1,4 @@
-"""The write path (DESIGN §1, §3): one audit record and its embedding, atomically.
+"""The write path: one audit record and its embedding, atomically.
 
     validated body ─► semantic text ─► embedding (outside any transaction: it may take 100 ms)
                    ─► one transaction: audit row + embedding row (or backlog row) + idempotency key
@@ -40,10 +40,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import PoolTimeout
 
 from audit.models import AUDIT_MODELS, AuditKind, IdempotencyKey
+from audit.texts import audit_text
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 from embeddings.providers.base import Embedding, EmbeddingProviderError
 from embeddings.services import embedding_for_text, text_sha256
-from embeddings.texts import audit_text
 from kubernaut_storage.exceptions import IdempotencyKeyInFlight, IdempotencyKeyReused, ServiceUnavailable
 from kubernaut_storage.metrics import DB_RETRIES as DB_RETRIES_TOTAL
 from kubernaut_storage.metrics import EMBEDDING_DEFERRALS

@@ -50,9 +50,9 @@ def ceiling_statements(
     from audit.models import AuditKind
     from audit.serializers import audit_validated
     from audit.services import audit_insert_statement, canonical_json
+    from audit.texts import audit_text
     from embeddings.providers.base import Embedding
     from embeddings.services import text_sha256
-    from embeddings.texts import audit_text
     from tests.support.openai_server import deterministic_vector
 
     statements = []

@@ -144,14 +144,21 @@ def body_for(kind: Any, incident: dict[str, Any], rng: random.Random) -> dict[st
 
 
 def _builders_at(rev: str) -> Any:
-    """embeddings/texts.py as it was at git revision `rev`, loaded as a separate module."""
+    """The text builders as they were at git revision `rev`, loaded as a separate module.
+
+    They live in audit/texts.py; older revisions had them in embeddings/texts.py.
+    """
     import importlib.util
     import subprocess
     import tempfile
 
-    source = subprocess.run(
-        ["git", "show", f"{rev}:embeddings/texts.py"], cwd=ROOT, check=True, capture_output=True, text=True
-    ).stdout
+    for where in ("audit/texts.py", "embeddings/texts.py"):
+        shown = subprocess.run(["git", "show", f"{rev}:{where}"], cwd=ROOT, capture_output=True, text=True)
+        if shown.returncode == 0:
+            source = shown.stdout
+            break
+    else:
+        raise SystemExit(f"no text builders at revision {rev}")
     path = Path(tempfile.mkdtemp()) / "texts_at_rev.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("texts_at_rev", path)
@@ -221,8 +228,8 @@ def main() -> None:
     from prometheus_client import REGISTRY
 
     from audit.models import AuditKind
+    from audit.texts import audit_text, payload_as_data
     from embeddings.services import embedding_runtime, embedding_runtime_reset
-    from embeddings.texts import audit_text, payload_as_data
     from tests.factories import endpoint
 
     call_command("migrate", verbosity=0)

@@ -3,8 +3,8 @@
 For each strategy, from the same starting point (a fresh database prefilled with the same
 records, so the written month's partition holds ~50,000 vectors of the measured model):
 
-1. build the strategy's index on that partition, as the partial expression index DESIGN §4
-   prescribes (`WHERE model = '…'`), and time the build and its size;
+1. build the strategy's index on that partition, as the partial expression index the service uses
+   (`WHERE model = '…'`), and time the build and its size;
 2. measure the write path's own statement (audit row + embedding row, bench/ceiling.py) from
    `--connections` connections: writes per second and their latency;
 3. run `--queries` similar-incident queries (the admin's: the 10 nearest vectors of the same

@@ -53,11 +53,11 @@ from psycopg import sql  # noqa: E402
 
 from audit.auditors import auditors_group_ensure  # noqa: E402
 from kubernaut_storage.partitioning import (  # noqa: E402
-    PARTITIONED_TABLES,
     add_months,
     month_start,
     partition_create,
     partition_for,
+    partitioned_tables,
 )
 
 MONTHS = 6
@@ -190,7 +190,7 @@ def load(*, chains: int, embeddings: int) -> None:
     now = timezone.now()
     start = add_months(month_start(now), -(MONTHS - 1))
     for offset in range(MONTHS + 2):
-        for table in PARTITIONED_TABLES:
+        for table in partitioned_tables():
             partition_create(partition_for(table, add_months(start, offset)))
     span = (now - dt.timedelta(hours=1)) - start
     view = sql.SQL(CHAINS_VIEW).format(start=sql.Literal(start), span=sql.Literal(span), chains=sql.Literal(chains))

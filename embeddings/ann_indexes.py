@@ -7,7 +7,7 @@ hot partition, has no ANN index, and a similar-incident query scans that month e
 (recall 1.0) while it reads every closed month from its index. `manage.py
 embeddings_index_build` builds the missing indexes of the closed months, CONCURRENTLY.
 
-One index per (model, dimensions) a month holds, the expression index DESIGN §4 prescribes,
+One index per (model, dimensions) a month holds, a partial expression index,
 on that month's partition only, over half-precision copies of the vectors:
 
     CREATE INDEX CONCURRENTLY incident_embeddings_p2026_10_<digest>_hnsw

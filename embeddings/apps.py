@@ -4,6 +4,8 @@ from django.apps import AppConfig
 class EmbeddingsConfig(AppConfig):
     name = "embeddings"
     verbose_name = "Incident embeddings"
+    #: Partitioned like the audit tables, so retention drops a month of both together.
+    partitioned_tables = {"incident_embeddings": "audit_recorded_at"}
 
     def ready(self) -> None:
         # Registers the setting_changed receiver that rebuilds the provider chain and cache

@@ -1,4 +1,4 @@
-"""The embedding cache (DESIGN §5): SHA-256 of (model, text) → compact float32 bytes, 5 min TTL.
+"""The embedding cache: SHA-256 of (model, text) → compact float32 bytes, 5 min TTL.
 
 Two backends behind one tiny interface: Redis through django-redis when REDIS_URL is set
 (shared by every worker and pod), else a bounded in-process LRU. The cache is an

@@ -1,6 +1,6 @@
 """Primary provider with retries (exponential backoff, full jitter, time budget), then fallback.
 
-The DESIGN says a failing primary is "retried 3 times": one try plus ``retries=3`` retries,
+A failing primary is "retried 3 times": one try plus ``retries=3`` retries,
 so at most four primary calls. Retries stop early when
 
 * the error is not retryable (400/401/..., malformed answer): asking again cannot help;
@@ -41,7 +41,7 @@ class ChainResult:
     attempts: int
 
 
-class EmbeddingUnavailable(EmbeddingProviderError):  # noqa: N818 - the name the callers and DESIGN use
+class EmbeddingUnavailable(EmbeddingProviderError):  # noqa: N818 - the name the callers use
     """Neither the primary (after retries) nor the fallback could embed.
 
     ``causes`` holds every error in the order it happened (primary attempts, then fallback).

@@ -1,11 +1,14 @@
-"""Embedding storage: one pgvector row per embedded audit record, plus the deferral backlog."""
+"""Embedding storage: one pgvector row per embedded audit record, plus the deferral backlog.
+
+The rows name their audit record by (`audit_type`, `audit_id`, `audit_recorded_at`) only: what
+the kinds are and what a record's text is belong to the `audit` app, which depends on this one
+and never the other way round.
+"""
 
 from __future__ import annotations
 
 from django.db import models
 from pgvector.django import VectorField
-
-from audit.models import AuditKind
 
 
 class IncidentEmbedding(models.Model):
@@ -15,11 +18,11 @@ class IncidentEmbedding(models.Model):
     drops an audit month and its embeddings together. The `embedding` column has no fixed
     dimension: each vector is stored at its model's native size, named in `model` and
     `dimensions`, and vectors of different models are never compared. The ANN indexes are
-    per-model expression indexes (DESIGN §4).
+    per-model expression indexes.
     """
 
     id = models.BigAutoField(primary_key=True)
-    audit_type = models.CharField(max_length=16, choices=AuditKind.choices)
+    audit_type = models.CharField(max_length=16)
     audit_id = models.BigIntegerField()
     audit_recorded_at = models.DateTimeField(help_text="The audit row's recorded_at; the partition key.")
     remediation_request_id = models.CharField(max_length=253, blank=True, default="")
@@ -64,7 +67,7 @@ class EmbeddingBacklog(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    audit_type = models.CharField(max_length=16, choices=AuditKind.choices)
+    audit_type = models.CharField(max_length=16)
     audit_id = models.BigIntegerField()
     audit_recorded_at = models.DateTimeField()
     reason = models.TextField(blank=True, default="")

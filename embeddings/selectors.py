@@ -1,6 +1,6 @@
 """Reads over stored embeddings: a record's own vector, and its nearest neighbours.
 
-Vectors are compared only within one model (DESIGN §4). The nearest-neighbour query is shaped
+Vectors are compared only within one model. The nearest-neighbour query is shaped
 for the per-model ANN index of each closed month (embeddings/ann_indexes.py),
 
     CREATE INDEX ... USING hnsw ((embedding::halfvec(384)) halfvec_cosine_ops)

@@ -1,4 +1,4 @@
-"""RFC 9457 problem details for every error the service answers (DESIGN §3).
+"""RFC 9457 problem details for every error the service answers.
 
 Domain errors are a few exception classes; `problem_exception_handler` (DRF) and the Django
 handlers below turn them, and anything unexpected, into `application/problem+json` — never an

@@ -1,4 +1,4 @@
-"""Liveness and readiness probes (DESIGN §3, §6).
+"""Liveness and readiness probes.
 
 `GET /healthz` answers 200 while the process can serve HTTP at all; it touches no dependency,
 so a database outage never makes the kubelet restart healthy pods.
@@ -36,11 +36,11 @@ from django.utils import timezone
 from kubernaut_storage.auth import get_reviewer
 from kubernaut_storage.errors import problem_body
 from kubernaut_storage.partitioning import (
-    PARTITIONED_TABLES,
     add_months,
     existing_partitions,
     month_start,
     partition_for,
+    partitioned_tables,
 )
 from kubernaut_storage.renderers import problem_json_response
 
@@ -112,7 +112,7 @@ def _partitions_check(now: dt.datetime) -> Check:
     this_month = month_start(now)
     months = (this_month, add_months(this_month, 1))
     missing = []
-    for table in PARTITIONED_TABLES:
+    for table in partitioned_tables():
         present = existing_partitions(table)
         expected = [partition_for(table, month).name for month in months]
         missing += [name for name in expected if name not in present]

@@ -1,4 +1,4 @@
-"""Logs as one JSON object per line (DESIGN §6), for Django and gunicorn alike.
+"""Logs as one JSON object per line, for Django and gunicorn alike.
 
 Log collectors (Loki, Elasticsearch, Cloud Logging) parse one object per line without
 multi-line rules, and a traceback stays inside its record. Both the Django settings and the

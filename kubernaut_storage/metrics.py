@@ -1,4 +1,4 @@
-"""Every Prometheus metric the service exports, in one place (DESIGN §6).
+"""Every Prometheus metric the service exports, in one place.
 
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set before workers start, so these objects write
 to per-process files that the metrics endpoint on port 9090 aggregates: counts add up across

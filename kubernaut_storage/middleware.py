@@ -3,7 +3,7 @@
 Request ids are taken from `X-Request-ID` when the caller sends a sane one, made otherwise,
 stored on the request and echoed in the response so both sides can find the same log line.
 
-The access log is one JSON line per request (DESIGN §6) plus the latency histogram and the
+The access log is one JSON line per request plus the latency histogram and the
 auth-failure counter: everything that is known only once the response exists.
 """
 

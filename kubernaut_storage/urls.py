@@ -8,7 +8,7 @@ urlpatterns = [
     path("api/v1/", include("audit.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    # --- auditors (issue 6): the correlation timeline, behind the admin login; listed before
+    # The auditors' correlation timeline, behind the admin login; listed before
     # admin.site.urls, whose catch-all would otherwise answer it.
     path(
         "admin/timeline/<str:correlation_id>/",

@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-from kubernaut_storage.partitioning import CreatePartitionedModel
+from kubernaut_storage.migration_operations import CreatePartitionedModel
 
 
 class Migration(migrations.Migration):

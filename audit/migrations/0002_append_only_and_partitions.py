@@ -1,11 +1,11 @@
 """Make the audit tables append-only and create this month's and the next two months' partitions."""
 
+import datetime as dt
+
 from django.db import migrations
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
 from django.utils import timezone
-
-from kubernaut_storage.partitioning import partitions_ensure
 
 AUDIT_TABLES = ["audit_remediation", "audit_aianalysis", "audit_workflow", "audit_execution"]
 
@@ -26,8 +26,23 @@ TRIGGER_SQL = (
 )
 
 
+# Frozen here rather than imported, so this migration means the same thing forever: the
+# tables that existed when it was written and the partition naming of that time.
+PARTITIONED_TABLES = [*AUDIT_TABLES, "incident_embeddings"]
+MONTHS_AHEAD = 2
+
+
 def create_partitions(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    partitions_ensure(now=timezone.now(), months_ahead=2)
+    now = timezone.now().astimezone(dt.UTC)
+    for offset in range(MONTHS_AHEAD + 1):
+        index = now.year * 12 + now.month - 1 + offset
+        starts = dt.datetime(index // 12, index % 12 + 1, 1, tzinfo=dt.UTC)
+        ends = dt.datetime((index + 1) // 12, (index + 1) % 12 + 1, 1, tzinfo=dt.UTC)
+        for table in PARTITIONED_TABLES:
+            schema_editor.execute(
+                f"CREATE TABLE IF NOT EXISTS {table}_p{starts:%Y_%m} PARTITION OF {table}"
+                f" FOR VALUES FROM ('{starts.isoformat()}') TO ('{ends.isoformat()}')"
+            )
 
 
 class Migration(migrations.Migration):

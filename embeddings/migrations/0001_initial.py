@@ -4,7 +4,7 @@ import pgvector.django.vector
 from pgvector.django import VectorExtension
 from django.db import migrations, models
 
-from kubernaut_storage.partitioning import CreatePartitionedModel
+from kubernaut_storage.migration_operations import CreatePartitionedModel
 
 
 class Migration(migrations.Migration):

@@ -1,4 +1,4 @@
-"""Who may write audit records (DESIGN §6): the authentication mode, the TokenReview client and
+"""Who may write audit records: the authentication mode, the TokenReview client and
 the per-endpoint allow-lists of ServiceAccount usernames. Imported by base.py.
 
 Every value is read once from the environment here; `kubernaut_storage.auth` reads the settings.
@@ -68,7 +68,7 @@ def _service_account(name: str) -> str:
     return f"system:serviceaccount:{KUBERNAUT_NAMESPACE}:{name}"
 
 
-# Per-endpoint allow-lists (DESIGN §3): only the controller that owns a kind may write it.
+# Per-endpoint allow-lists: only the controller that owns a kind may write it.
 # AUDIT_WRITERS_<KIND> (comma-separated usernames) replaces a default; "*" allows any
 # authenticated account, an empty value allows nobody.
 AUDIT_WRITERS: dict[str, list[str]] = {

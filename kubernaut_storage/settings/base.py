@@ -91,7 +91,7 @@ else:
         )
     }
 DATABASES["default"].setdefault("OPTIONS", {})
-# Connections are reused: a new connection per request halves throughput (DESIGN §4). By
+# Connections are reused: a new connection per request halves throughput. By
 # default from a bounded pool per process (psycopg_pool through Django's "pool" option) rather
 # than one persistent connection per thread: a write's thread waits ~100 ms on the embedding
 # API and a few ms on PostgreSQL, so the 24 threads of a worker share a few connections, and a
@@ -142,22 +142,21 @@ STORAGES = {
 }
 
 # --- HTTP API -------------------------------------------------------------------------------
-# Bodies above this are answered 413 before they are parsed (DESIGN §3: 1 MiB default).
+# Bodies above this are answered 413 before they are parsed.
 AUDIT_MAX_BODY_BYTES = env.int("AUDIT_MAX_BODY_BYTES", default=1024 * 1024)
 # Our parser enforces AUDIT_MAX_BODY_BYTES itself and answers 413 as problem+json.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 
-# --- Authentication and authorization (issue 4) -------------------------------------------
+# --- Authentication and authorization ------------------------------------------------------
 # AUTH_MODE ("tokenreview" | "none"), KUBERNETES_TOKENREVIEW, AUDIT_WRITERS: see the module.
 from .auth import *  # noqa: E402, F403
 
-# --- Operations: probes, draining (issue 4) ------------------------------------------------
+# --- Operations: probes, draining -----------------------------------------------------------
 # Bounds how long a probe or a request waits for an unreachable database server.
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
 # Set by the gunicorn config for its workers: while this file exists the process is draining
 # and /readyz answers 503 (kubernaut_storage/serving.py). Not an operator setting.
 DRAIN_FILE = env.str("KUBERNAUT_DRAIN_FILE", default="")
-# --- end of issue 4 block ------------------------------------------------------------------
 
 REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["kubernaut_storage.parsers.StrictJSONParser"],
@@ -185,7 +184,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Embeddings -----------------------------------------------------------------------------
-# DESIGN §5. The provider chain and the cache are built from these once per process, lazily
+# The provider chain and the cache are built from these once per process, lazily
 # (embeddings/services.py); changing one of them in a test rebuilds both.
 #
 # The local model's intra-op threads per process; several workers/threads embed in parallel.
@@ -207,7 +206,7 @@ EMBEDDING_RETRY_BUDGET_S = env.float("EMBEDDING_RETRY_BUDGET_S", default=2.0)
 # Calls to the openai provider one process makes at once; texts that miss the cache while
 # every slot is busy queue and go out together in the next call (embeddings/coalescing.py).
 EMBEDDING_OPENAI_MAX_IN_FLIGHT = env.int("EMBEDDING_OPENAI_MAX_IN_FLIGHT", default=4)
-# "local": a failing primary falls back to the local model (DESIGN §5). "none": defer instead,
+# "local": a failing primary falls back to the local model. "none": defer instead,
 # so every vector ends up made by the primary (one model to search) once backfilled.
 EMBEDDING_FALLBACK = env.str("EMBEDDING_FALLBACK", default="local")
 # Vectors are cached by SHA-256 of (model, text); 0 turns the cache off.
@@ -250,14 +249,13 @@ CACHES: dict[str, dict[str, object]] = {
 if REDIS_URL:
     CACHES["embeddings"] = embedding_redis_cache(REDIS_URL)
 
-# --- Auditors and operators (issue 6) ------------------------------------------------------
+# --- Auditors and operators -----------------------------------------------------------------
 # Where `audit_retention` writes partition archives (gzip JSON Lines) and their manifests.
 AUDIT_ARCHIVE_DIR = Path(env.str("AUDIT_ARCHIVE_DIR", default=str(BASE_DIR / ".data" / "archives")))
 # The admin shows timestamps to the second, ISO-like (kubernaut_storage/formats/en/formats.py).
 FORMAT_MODULE_PATH = ["kubernaut_storage.formats"]
-# --- end auditors and operators
 
-# --- Logging (issue 4) ---------------------------------------------------------------------
+# --- Logging ---------------------------------------------------------------------------------
 # One JSON object per line on stderr, the same shape as gunicorn's own lines (logs.py).
 LOGGING_CONFIG = "kubernaut_storage.logs.logging_configure"
 LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"))

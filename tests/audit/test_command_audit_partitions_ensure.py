@@ -11,11 +11,11 @@ from django.utils import timezone
 
 from audit.models import RemediationAudit
 from kubernaut_storage.partitioning import (
-    PARTITIONED_TABLES,
     add_months,
     existing_partitions,
     month_start,
     partition_for,
+    partitioned_tables,
 )
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def _run(*args: str) -> str:
 
 def test_creates_missing_months_and_is_idempotent():
     far = add_months(month_start(timezone.now()), 5)
-    names = {table: partition_for(table, far).name for table in PARTITIONED_TABLES}
+    names = {table: partition_for(table, far).name for table in partitioned_tables()}
     for table, name in names.items():
         assert name not in existing_partitions(table)
 

@@ -19,12 +19,12 @@ from audit.models import RemediationAudit
 from audit.retention import ArchiveVerificationError, manifest_verify
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 from kubernaut_storage.partitioning import (
-    PARTITIONED_TABLES,
     add_months,
     existing_partitions,
     month_start,
     partition_create,
     partition_for,
+    partitioned_tables,
 )
 from tests.support.admin_rows import bulk_remediations, remediation_chain
 
@@ -38,7 +38,7 @@ def old_month() -> dt.datetime:
     """Three months ago, with partitions for every table and rows in the remediation table,
     the embeddings and the embedding backlog."""
     month = add_months(month_start(timezone.now()), -3)
-    for table in PARTITIONED_TABLES:
+    for table in partitioned_tables():
         partition_create(partition_for(table, month))
     bulk_remediations(count=OLD_ROWS, recorded_from=month, recorded_to=month + dt.timedelta(days=10), prefix="old")
     vectors = np.random.default_rng(7).random((3, 384), dtype=np.float32)
@@ -71,11 +71,11 @@ def _retention(*args: str) -> str:
 
 
 def _old_names(month: dt.datetime) -> set[str]:
-    return {partition_for(table, month).name for table in PARTITIONED_TABLES}
+    return {partition_for(table, month).name for table in partitioned_tables()}
 
 
 def _all_partitions() -> set[str]:
-    return {name for table in PARTITIONED_TABLES for name in existing_partitions(table)}
+    return {name for table in partitioned_tables() for name in existing_partitions(table)}
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(old_month, tmp_path):
@@ -147,7 +147,7 @@ def test_nothing_newer_than_the_cutoff_is_touched(old_month, tmp_path):
 
 def test_the_current_month_is_never_retired(tmp_path):
     # --older-than 1 is the most aggressive setting: last month at most, never this one.
-    this_month = {partition_for(table, timezone.now()).name for table in PARTITIONED_TABLES}
+    this_month = {partition_for(table, timezone.now()).name for table in partitioned_tables()}
     _retention("--older-than", "1", "--archive-dir", str(tmp_path), "--yes")
     assert this_month <= _all_partitions()
 

@@ -9,7 +9,7 @@ import pytest
 
 from audit.models import AuditKind
 from audit.serializers import AUDIT_SERIALIZERS
-from embeddings.texts import audit_text
+from audit.texts import audit_text
 from kubernaut_storage.settings.base import embedding_redis_cache
 from tests.support.openai_server import OpenAICompatibleServer
 

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from audit.housekeeping import idempotency_keys_prune
 from audit.models import IdempotencyKey
 
-#: DESIGN §3: keys are kept at least 24 h, so a retry within a day is always a replay.
+#: Keys are kept at least 24 h, so a retry within a day is always a replay.
 MIN_AGE_HOURS = 24
 
 

@@ -21,10 +21,10 @@ from django.utils import timezone
 
 from audit.models import AUDIT_MODELS, AuditKind, AuditRecord
 from audit.services import audit_embedding_seed
+from audit.texts import audit_text, payload_as_data
 from embeddings.chain import ProviderChain
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 from embeddings.services import embedding_primary_chain, embedding_runtime, text_sha256
-from embeddings.texts import audit_text, payload_as_data
 
 Progress = Callable[[int], None]
 

@@ -1,4 +1,7 @@
-"""Read-only admin over the stored embeddings and the deferral backlog (docs/ADMIN.md)."""
+"""Read-only admin over the stored embeddings and the deferral backlog (docs/ADMIN.md).
+
+It lives in `audit`, not `embeddings`: it links every vector to its audit record.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +15,27 @@ from django.utils.safestring import SafeString
 
 from audit.admin_display import audit_change_url, similar_incidents_html
 from audit.admin_support import ReadOnlyAdmin, exact_value_filter
+from audit.models import AuditKind
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 
 
-def _audit_link(audit_type: str, audit_id: int, label: str) -> SafeString:
+def _audit_link(audit_type: str, audit_id: int) -> SafeString:
+    label = AuditKind(audit_type).label
     return format_html('<a href="{}">{} #{}</a>', audit_change_url(audit_type, audit_id), label, audit_id)
+
+
+class AuditTypeFilter(admin.SimpleListFilter):
+    """The four kinds by name, without asking the table which values it holds."""
+
+    title = "audit type"
+    parameter_name = "audit_type__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(kind.value, str(kind.label)) for kind in AuditKind]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(audit_type=value) if value else queryset
 
 
 def _audit_id_search(queryset: QuerySet[Any], search_term: str) -> QuerySet[Any]:
@@ -44,7 +63,7 @@ class IncidentEmbeddingAdmin(ReadOnlyAdmin):
         "recorded_at",
     )
     list_filter = (
-        "audit_type",
+        AuditTypeFilter,
         ("audit_recorded_at", admin.DateFieldListFilter),
         exact_value_filter("model", "model"),
     )
@@ -80,7 +99,7 @@ class IncidentEmbeddingAdmin(ReadOnlyAdmin):
 
     @admin.display(description="audit record")
     def audit_record(self, obj: IncidentEmbedding) -> SafeString:
-        return _audit_link(obj.audit_type, obj.audit_id, obj.get_audit_type_display())
+        return _audit_link(obj.audit_type, obj.audit_id)
 
     @admin.display(description="target")
     def target(self, obj: IncidentEmbedding) -> str:
@@ -101,7 +120,7 @@ class EmbeddingBacklogAdmin(ReadOnlyAdmin):
     """Audit records still waiting for their embedding (`embeddings_backfill` empties it)."""
 
     list_display = ("created_at", "audit_record", "reason")
-    list_filter = ("audit_type",)
+    list_filter = (AuditTypeFilter,)
     ordering = ("-created_at",)
     sortable_by = ("created_at",)
     search_fields = ("audit_id",)
@@ -116,4 +135,4 @@ class EmbeddingBacklogAdmin(ReadOnlyAdmin):
 
     @admin.display(description="audit record")
     def audit_record(self, obj: EmbeddingBacklog) -> SafeString:
-        return _audit_link(obj.audit_type, obj.audit_id, obj.get_audit_type_display())
+        return _audit_link(obj.audit_type, obj.audit_id)

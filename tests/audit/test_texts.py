@@ -12,7 +12,7 @@ import pytest
 
 from audit.models import AuditKind
 from audit.serializers import AUDIT_SERIALIZERS
-from embeddings.texts import audit_text, normalise_free_text, payload_as_data
+from audit.texts import audit_text, normalise_free_text, payload_as_data
 from tests.factories import VALID_BODIES, rfc3339
 
 KINDS = list(AuditKind)

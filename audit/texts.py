@@ -1,4 +1,4 @@
-"""The text each audit record is embedded as (DESIGN §5).
+"""The text each audit record is embedded as.
 
 Deterministic and semantic: what happened and to what kind of thing — signal, target kind,
 root cause, action, outcome — never ids, object names, namespaces, correlation ids or
