@@ -106,9 +106,8 @@ class ServiceAccountUser:
     is_anonymous: Final = False
     is_active: Final = True
 
-    def __init__(self, username: str, groups: tuple[str, ...] = ()) -> None:
+    def __init__(self, username: str) -> None:
         self.username = username
-        self.groups = tuple(groups)
 
     @property
     def pk(self) -> str:
@@ -232,7 +231,7 @@ class KubernetesTokenAuthentication(BaseAuthentication):
         if not result.authenticated or not result.username:
             # Don't echo the API server's error to the caller; it may help an attacker.
             raise _fail(AuthenticationFailed("Invalid or expired bearer token."), request, REASON_REJECTED)
-        return ServiceAccountUser(result.username, result.groups), None
+        return ServiceAccountUser(result.username), None
 
     def authenticate_header(self, request: Request) -> str:
         # Returning a value makes DRF answer 401 (not 403) for auth failures.

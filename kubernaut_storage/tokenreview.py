@@ -22,7 +22,6 @@ Design notes:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import http.client
 import json
@@ -216,31 +215,18 @@ class TokenReviewConfig:
 
 @dataclass(frozen=True)
 class ReviewResult:
-    """Verdict for one token. ``cached`` tells whether the API was skipped."""
+    """Verdict for one token."""
 
     authenticated: bool
     username: str | None = None
-    groups: tuple[str, ...] = ()
     error: str | None = None
     audiences: tuple[str, ...] = ()
-    cached: bool = False
 
 
 @dataclass(frozen=True)
 class _CacheEntry:
     result: ReviewResult
     expires_at: float
-
-
-@dataclass
-class CacheStats:
-    """Counters for metrics. Read them via :meth:`TokenReviewer.stats`."""
-
-    hits: int = 0
-    misses: int = 0
-    api_calls: int = 0
-    api_failures: int = 0
-    evictions: int = 0
 
 
 def token_fingerprint(token: str) -> str:
@@ -269,7 +255,6 @@ class TokenReviewer:
         self._lock = threading.Lock()
         # Insertion-ordered so the oldest entry is evicted first when full.
         self._cache: OrderedDict[str, _CacheEntry] = OrderedDict()
-        self._stats = CacheStats()
         self._own_token = config.bearer_token
         self._own_token_read_at = clock() if config.bearer_token else float("-inf")
         self._ssl_context = self._build_ssl_context()
@@ -295,11 +280,9 @@ class TokenReviewer:
         with self._lock:
             entry = self._cache.get(key)
             if entry is not None and entry.expires_at > now:
-                self._stats.hits += 1
-                return dataclasses.replace(entry.result, cached=True)
+                return entry.result
             if entry is not None:
                 del self._cache[key]
-            self._stats.misses += 1
 
         # The network call happens outside the lock so one slow review does
         # not serialise every other request. Two concurrent misses for the
@@ -314,19 +297,6 @@ class TokenReviewer:
                 self._evict_locked(self._clock())
         return result
 
-    def stats(self) -> CacheStats:
-        """A snapshot copy of the counters."""
-        with self._lock:
-            return dataclasses.replace(self._stats)
-
-    def cache_size(self) -> int:
-        with self._lock:
-            return len(self._cache)
-
-    def clear_cache(self) -> None:
-        with self._lock:
-            self._cache.clear()
-
     # -- internals --------------------------------------------------------
 
     def _evict_locked(self, now: float) -> None:
@@ -339,7 +309,6 @@ class TokenReviewer:
             del self._cache[oldest_key]
         while len(self._cache) > self.config.max_cache_entries:
             self._cache.popitem(last=False)
-            self._stats.evictions += 1
 
     def _build_ssl_context(self) -> ssl.SSLContext | None:
         if not self.config.api_url.startswith("https"):
@@ -395,8 +364,6 @@ class TokenReviewer:
         }
         # Only a short fingerprint prefix is ever logged, never the token.
         fp = key[:12]
-        with self._lock:
-            self._stats.api_calls += 1
         conn = self._connection()
         try:
             conn.request("POST", self._path, body=body, headers=headers)
@@ -406,7 +373,6 @@ class TokenReviewer:
         except (OSError, http.client.HTTPException) as exc:
             # OSError covers refused connections, DNS failures, TLS
             # verification errors and socket timeouts.
-            self._count_failure()
             logger.warning("tokenreview %s: API server unreachable: %s", fp, type(exc).__name__)
             raise TokenReviewUnavailable(f"TokenReview API unreachable: {type(exc).__name__}: {exc}") from exc
         finally:
@@ -416,11 +382,9 @@ class TokenReviewer:
             # 5xx/429: server trouble. 401/403: *our* credentials or RBAC
             # (tokenreviews/create) are wrong -- not the client's fault, so
             # this must not turn into a 401 for the caller either.
-            self._count_failure()
             logger.warning("tokenreview %s: API server answered HTTP %d", fp, status)
             raise TokenReviewUnavailable(f"TokenReview API answered HTTP {status}")
         if len(raw) > MAX_RESPONSE_BYTES:
-            self._count_failure()
             raise TokenReviewUnavailable("TokenReview API answer too large")
         try:
             payload = json.loads(raw)
@@ -428,7 +392,6 @@ class TokenReviewer:
             if not isinstance(status_obj, dict):
                 raise TypeError("status is not an object")
         except (ValueError, TypeError, AttributeError) as exc:
-            self._count_failure()
             raise TokenReviewUnavailable("TokenReview API returned an unparseable answer") from exc
         result = self._interpret(status_obj)
         logger.debug(
@@ -439,10 +402,6 @@ class TokenReviewer:
         )
         return result
 
-    def _count_failure(self) -> None:
-        with self._lock:
-            self._stats.api_failures += 1
-
     def _interpret(self, status: dict[str, Any]) -> ReviewResult:
         error = status.get("error")
         error = str(error) if error else None
@@ -452,8 +411,6 @@ class TokenReviewer:
         username = user.get("username") if isinstance(user, dict) else None
         if not isinstance(username, str) or not username:
             return ReviewResult(authenticated=False, error="TokenReview returned no username")
-        raw_groups = user.get("groups") or []
-        groups = tuple(str(g) for g in raw_groups) if isinstance(raw_groups, list) else ()
         raw_aud = status.get("audiences") or []
         audiences = tuple(str(a) for a in raw_aud) if isinstance(raw_aud, list) else ()
         if self.config.audiences and not set(audiences) & set(self.config.audiences):
@@ -464,4 +421,4 @@ class TokenReviewer:
                 authenticated=False,
                 error="token audiences do not match the required audiences",
             )
-        return ReviewResult(authenticated=True, username=username, groups=groups, audiences=audiences)
+        return ReviewResult(authenticated=True, username=username, audiences=audiences)

@@ -78,7 +78,7 @@ class AIAnalysisAuditView(APIView):
     def post(self, request: Request) -> Response:
         user = request.user
         assert isinstance(user, ServiceAccountUser)
-        return Response({"user": str(user), "groups": list(user.groups)}, status=201)
+        return Response({"user": str(user)}, status=201)
 
 
 class ExecutionAuditView(AIAnalysisAuditView):
@@ -140,7 +140,7 @@ def call(view: type[APIView], authorization: str | None = None) -> tuple[Any, An
 def test_success_returns_service_account_user(api: FakeTokenReviewServer) -> None:
     response, request = call(AIAnalysisAuditView, f"Bearer {AI_TOKEN}")
     assert response.status_code == 201, response.content
-    assert json.loads(response.content) == {"user": AIANALYSIS, "groups": ["system:serviceaccounts"]}
+    assert json.loads(response.content) == {"user": AIANALYSIS}
     assert getattr(request, "auth_failure_reason", None) is None
     assert api.bodies[0]["spec"]["audiences"] == ["kubernaut-storage"]
 
@@ -270,7 +270,7 @@ def test_not_in_cluster_is_improperly_configured(monkeypatch: pytest.MonkeyPatch
 
 
 def test_service_account_user() -> None:
-    user = ServiceAccountUser(AIANALYSIS, ("g",))
+    user = ServiceAccountUser(AIANALYSIS)
     assert user.is_authenticated
     assert not user.is_anonymous
     assert str(user) == AIANALYSIS

@@ -214,23 +214,7 @@ class LocalMiniLMProvider:
         return [v for v in vectors if v is not None]
 
 
-_provider: LocalMiniLMProvider | None = None
-_provider_lock = threading.Lock()
-
-
-def get_local_provider() -> LocalMiniLMProvider:
-    """The process-wide provider; the model itself loads on the first embed()."""
-    global _provider
-    if _provider is None:
-        with _provider_lock:
-            if _provider is None:
-                _provider = LocalMiniLMProvider()
-    return _provider
-
-
 def _after_fork() -> None:
-    global _provider_lock
-    _provider_lock = threading.Lock()
     for provider in list(_instances):
         provider._reset_locks()
 

@@ -15,7 +15,6 @@ from embeddings.providers.local import (
     MAX_SEQ_LENGTH,
     LocalMiniLMProvider,
     default_tokenizer_path,
-    get_local_provider,
 )
 
 TEXTS = [
@@ -29,7 +28,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def provider() -> LocalMiniLMProvider:
-    return get_local_provider()
+    return LocalMiniLMProvider()
 
 
 def test_shape_dtype_and_unit_norm(provider: LocalMiniLMProvider) -> None:
@@ -66,7 +65,7 @@ def test_batch_equals_one_by_one(provider: LocalMiniLMProvider) -> None:
 
 def test_internal_chunking_preserves_order() -> None:
     small_batches = LocalMiniLMProvider(batch_size=2)
-    expected = get_local_provider().embed(TEXTS)
+    expected = LocalMiniLMProvider().embed(TEXTS)
     got = small_batches.embed(TEXTS)
     for a, b in zip(expected, got, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -126,10 +125,6 @@ def test_load_failure_raises_provider_error(tmp_path: Path) -> None:
     broken = LocalMiniLMProvider(model_path=tmp_path / "missing.onnx")
     with pytest.raises(EmbeddingProviderError):
         broken.embed(["x"])
-
-
-def test_get_local_provider_is_a_singleton() -> None:
-    assert get_local_provider() is get_local_provider()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
