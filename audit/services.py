@@ -20,7 +20,6 @@ import datetime as dt
 import functools
 import hashlib
 import logging
-import random
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -47,6 +46,7 @@ from embeddings.services import embedding_for_text, text_sha256
 from kubernaut_storage.exceptions import IdempotencyKeyInFlight, IdempotencyKeyReused, ServiceUnavailable
 from kubernaut_storage.metrics import DB_RETRIES as DB_RETRIES_TOTAL
 from kubernaut_storage.metrics import EMBEDDING_DEFERRALS
+from kubernaut_storage.retries import RetriesExhausted, RetryPolicy, call_with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -366,7 +366,8 @@ def _with_db_retries(operation: Callable[[], T], *, sleep: Callable[[float], Non
     record twice. Callers that must not duplicate send an Idempotency-Key, which makes the
     retry a replay.
     """
-    for attempt in range(DB_RETRIES + 1):
+
+    def attempt() -> T:
         try:
             return operation()
         except DatabaseError as exc:
@@ -377,16 +378,27 @@ def _with_db_retries(operation: Callable[[], T], *, sleep: Callable[[float], Non
                 # only hold this thread longer.
                 logger.error("no database connection within the pool's timeout: %s", exc)
                 raise ServiceUnavailable() from exc
-            if not _is_transient(exc):
-                raise
-            if not connection.in_atomic_block:
-                # The next attempt opens a fresh connection rather than reuse a broken one.
-                connection.close()
-            if attempt == DB_RETRIES:
-                logger.error("database unavailable after %d attempts: %s", attempt + 1, exc)
-                raise ServiceUnavailable() from exc
-            DB_RETRIES_TOTAL.inc()
-            delay = DB_BACKOFF_S * 2**attempt
-            logger.warning("transient database error (attempt %d), retrying: %s", attempt + 1, exc)
-            sleep(delay + random.uniform(0, delay))  # noqa: S311 - jitter, not security
-    raise AssertionError("unreachable")
+            raise
+
+    def connection_drop() -> None:
+        if not connection.in_atomic_block:
+            # The next attempt (or request) opens a fresh connection rather than reuse a broken one.
+            connection.close()
+
+    def before_retry(attempt: int, error: Exception, delay: float) -> None:
+        connection_drop()
+        DB_RETRIES_TOTAL.inc()
+        logger.warning("transient database error (attempt %d), retrying: %s", attempt, error)
+
+    try:
+        return call_with_retries(
+            attempt,
+            policy=RetryPolicy(retries=DB_RETRIES, base_backoff_s=DB_BACKOFF_S),
+            retryable=lambda error: isinstance(error, DatabaseError) and _is_transient(error),
+            on_retry=before_retry,
+            sleep=sleep,
+        )
+    except RetriesExhausted as spent:
+        connection_drop()
+        logger.error("database unavailable after %d attempts: %s", spent.attempts, spent.__cause__)
+        raise ServiceUnavailable() from spent.__cause__

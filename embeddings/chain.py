@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubernaut_storage.retries import RetriesExhausted, RetryPolicy, call_with_retries
+
 from .providers.base import EmbeddingProvider, EmbeddingProviderError, Vector
 
 logger = logging.getLogger(__name__)
@@ -75,18 +77,12 @@ class ProviderChain:
         rng: Callable[[], float] = random.random,
         on_event: EventHook | None = None,
     ) -> None:
-        if retries < 0:
-            raise ValueError("retries must be >= 0")
-        if base_backoff_s < 0 or max_backoff_s < base_backoff_s:
-            raise ValueError("need 0 <= base_backoff_s <= max_backoff_s")
-        if budget_s <= 0:
-            raise ValueError("budget_s must be positive")
+        self.policy = RetryPolicy(
+            retries=retries, base_backoff_s=base_backoff_s, max_backoff_s=max_backoff_s, budget_s=budget_s
+        )
+        self.budget_s = budget_s
         self.primary = primary
         self.fallback = fallback
-        self.retries = retries
-        self.base_backoff_s = base_backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.budget_s = budget_s
         self._sleep = sleep
         self._clock = clock
         self._rng = rng
@@ -94,49 +90,45 @@ class ProviderChain:
 
     def backoff_cap(self, retry: int) -> float:
         """Upper bound of the sleep before retry number ``retry`` (0-based)."""
-        return min(self.max_backoff_s, self.base_backoff_s * 2.0**retry)
+        return self.policy.backoff_cap(retry)
 
     def embed(self, texts: Sequence[str]) -> ChainResult:
         texts = list(texts)
         if not texts:
             return ChainResult([], self.primary.model, self.primary.name, False, 0)
 
-        deadline = self._clock() + self.budget_s
         causes: list[EmbeddingProviderError] = []
-        attempts = 0
-        # Only EmbeddingProviderError is caught: anything else is a bug in a provider and
-        # must surface, not be papered over by the fallback.
-        while True:
-            attempts += 1
+
+        def primary_call() -> list[Vector]:
             try:
-                vectors = _checked(self.primary, texts)
+                return _checked(self.primary, texts)
             except EmbeddingProviderError as exc:
                 causes.append(exc)
-            else:
-                return ChainResult(vectors, self.primary.model, self.primary.name, False, attempts)
-            error = causes[-1]
-            retry = attempts - 1  # 0 for the first retry
-            if not error.retryable:
-                reason = "non_retryable"
-                break
-            if retry >= self.retries:
-                reason = "retries_exhausted"
-                break
-            # full jitter: spreads simultaneous clients' retries so they do not stampede a
-            # recovering primary in lock-step
-            delay = self.backoff_cap(retry) * self._rng()
-            if self._clock() + delay >= deadline:
-                reason = "budget_exhausted"
-                break
-            self._emit(
-                "retry",
-                provider=self.primary.name,
-                attempt=attempts,
-                delay_s=delay,
-                error=str(error),
-            )
-            self._sleep(delay)
+                raise
 
+        def on_retry(attempt: int, error: Exception, delay: float) -> None:
+            self._emit("retry", provider=self.primary.name, attempt=attempt, delay_s=delay, error=str(error))
+
+        # Only EmbeddingProviderError is retried or falls back: anything else is a bug in a
+        # provider and must surface, not be papered over by the fallback.
+        try:
+            vectors = call_with_retries(
+                primary_call,
+                policy=self.policy,
+                retryable=lambda error: isinstance(error, EmbeddingProviderError) and error.retryable,
+                on_retry=on_retry,
+                sleep=self._sleep,
+                clock=self._clock,
+                rng=self._rng,
+            )
+        except RetriesExhausted as spent:
+            reason = f"{spent.reason}_exhausted"
+        except EmbeddingProviderError:
+            reason = "non_retryable"
+        else:
+            return ChainResult(vectors, self.primary.model, self.primary.name, False, len(causes) + 1)
+
+        attempts = len(causes)
         primary_error = causes[-1]
         message = f"{self.primary.name} failed {attempts}x ({reason}): {primary_error}"
         if self.fallback is not None:
