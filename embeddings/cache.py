@@ -1,7 +1,7 @@
 """The embedding cache: SHA-256 of (model, text) → compact float32 bytes, 5 min TTL.
 
 Two backends behind one tiny interface: Redis through django-redis when REDIS_URL is set
-(shared by every worker and pod), else a bounded in-process LRU. The cache is an
+(shared by every worker and pod), else Django's local-memory cache as a bounded LRU. The cache is an
 optimisation only: every failure is caught, counted and answered as "not cached", so a
 Redis outage can slow writes down but never fail one.
 
@@ -16,22 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
+from django.core.cache.backends.base import BaseCache
 
 from embeddings.providers.base import Vector
 from kubernaut_storage.metrics import EMBEDDING_CACHE
 
 logger = logging.getLogger(__name__)
 
-#: Entries of the in-process cache. At 1536 float32 (6 KiB) that bounds it near 24 MiB per
-#: process; at 384 (the local model), 6 MiB.
-MEMORY_MAX_ENTRIES = 4096
 #: How long Redis is left alone after it failed. Short enough that a restarted Redis is used
 #: again within seconds; long enough that a dead one costs one timeout per few hundred writes,
 #: not one per write.
@@ -80,52 +76,30 @@ class NoEmbeddingCache:
         return None
 
 
-class MemoryEmbeddingCache:
-    """A thread-safe LRU with a TTL, private to the process (no REDIS_URL)."""
+class LocalMemoryEmbeddingCache:
+    """The process's own memory (no REDIS_URL), through Django's local-memory cache backend.
 
-    def __init__(
-        self,
-        *,
-        ttl_s: float,
-        max_entries: int = MEMORY_MAX_ENTRIES,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if ttl_s <= 0 or max_entries < 1:
-            raise ValueError("ttl_s must be positive and max_entries >= 1")
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._clock = clock
-        self._lock = threading.Lock()
-        # key → (expires_at, bytes); bytes rather than arrays so a caller cannot mutate an entry
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+    Configured in settings (CACHES["embeddings_memory"]) as a bounded LRU: at MAX_ENTRIES each
+    new entry evicts the least recently used one. Values are the vectors' bytes, so a caller
+    never holds (and can never mutate) a cached array.
+    """
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
+    def __init__(self, *, cache: BaseCache, ttl_s: float) -> None:
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        self._cache = cache
+        self._ttl_s = ttl_s
 
     def get(self, key: str) -> Vector | None:
-        now = self._clock()
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] <= now:
-                del self._entries[key]
-                entry = None
-            if entry is not None:
-                self._entries.move_to_end(key)
-        if entry is None:
+        raw = self._cache.get(key)
+        if raw is None:
             EMBEDDING_CACHE.labels("miss").inc()
             return None
         EMBEDDING_CACHE.labels("hit").inc()
-        return vector_from_bytes(entry[1])
+        return vector_from_bytes(raw)
 
     def set(self, key: str, vector: Vector) -> None:
-        raw = vector_to_bytes(vector)
-        with self._lock:
-            self._entries[key] = (self._clock() + self.ttl_s, raw)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                # least recently used first; expired entries also go when they are looked up
-                self._entries.popitem(last=False)
+        self._cache.set(key, vector_to_bytes(vector), timeout=self._ttl_s)
 
 
 class RedisEmbeddingCache:

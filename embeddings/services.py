@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from embeddings.cache import (
     EmbeddingCache,
-    MemoryEmbeddingCache,
+    LocalMemoryEmbeddingCache,
     NoEmbeddingCache,
     RedisEmbeddingCache,
     embedding_cache_key,
@@ -49,6 +50,8 @@ OPENAI_MAX_BATCH = 64
 
 #: The CACHES alias that, when configured (REDIS_URL set), makes the cache Redis.
 REDIS_CACHE_ALIAS = "embeddings"
+#: The process-local cache used otherwise.
+MEMORY_CACHE_ALIAS = "embeddings_memory"
 FALLBACK_CHOICES = ("local", "none")
 
 
@@ -220,7 +223,7 @@ def _cache_build() -> EmbeddingCache:
         return NoEmbeddingCache()
     if REDIS_CACHE_ALIAS in settings.CACHES:
         return RedisEmbeddingCache.from_django_cache(alias=REDIS_CACHE_ALIAS, ttl_s=ttl_s)
-    return MemoryEmbeddingCache(ttl_s=ttl_s)
+    return LocalMemoryEmbeddingCache(cache=caches[MEMORY_CACHE_ALIAS], ttl_s=ttl_s)
 
 
 _runtime: EmbeddingRuntime | None = None

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.core.cache import caches
 from django.test import Client
 from django.utils import timezone
 
-from embeddings.services import embedding_runtime_reset
+from embeddings.services import MEMORY_CACHE_ALIAS, embedding_runtime_reset
 from kubernaut_storage.partitioning import partitions_ensure
 from tests.support.redis_server import RedisServer
 
@@ -42,9 +43,10 @@ def _embedding_runtime_fresh(settings: Any) -> Iterator[None]:
     an empty namespace there, without flushing a Redis someone else may point us at.
     """
     if "embeddings" in settings.CACHES:
-        caches = copy.deepcopy(settings.CACHES)
-        caches["embeddings"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex}"
-        settings.CACHES = caches
+        configured = copy.deepcopy(settings.CACHES)
+        configured["embeddings"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex}"
+        settings.CACHES = configured
+    caches[MEMORY_CACHE_ALIAS].clear()
     embedding_runtime_reset()
     yield
     embedding_runtime_reset()

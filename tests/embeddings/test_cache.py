@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import time
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 import redis
+from django.core.cache.backends.locmem import LocMemCache
 
 from audit.models import AuditKind
 from embeddings.cache import (
-    MemoryEmbeddingCache,
+    LocalMemoryEmbeddingCache,
     RedisEmbeddingCache,
     embedding_cache_key,
     vector_from_bytes,
@@ -183,7 +185,7 @@ def test_memory_cache_hit_makes_no_provider_call(
     api: Any, settings: Any, openai_primary: OpenAICompatibleServer
 ) -> None:
     use_memory_cache(settings)
-    assert isinstance(embedding_runtime().cache, MemoryEmbeddingCache)
+    assert isinstance(embedding_runtime().cache, LocalMemoryEmbeddingCache)
     metrics = cache_metrics()
 
     post_created(api, VALID_BODIES[KIND]())
@@ -193,33 +195,44 @@ def test_memory_cache_hit_makes_no_provider_call(
     assert counts(metrics) == {"hit": 1, "miss": 1, "error": 0, "bypass": 0}
 
 
-def test_memory_cache_expires_after_the_ttl() -> None:
+def local_memory(monkeypatch: pytest.MonkeyPatch, *, now: list[float], max_entries: int = 100) -> LocMemCache:
+    """A fresh Django local-memory cache (LRU as configured in settings) on a clock of ours."""
+    clock = SimpleNamespace(time=lambda: now[0])
+    monkeypatch.setattr("django.core.cache.backends.base.time", clock)
+    monkeypatch.setattr("django.core.cache.backends.locmem.time", clock)
+    options = {"MAX_ENTRIES": max_entries, "CULL_FREQUENCY": max_entries}
+    return LocMemCache(f"test-{uuid.uuid4().hex}", {"OPTIONS": options})
+
+
+def test_memory_cache_expires_after_the_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [0.0]
-    cache = MemoryEmbeddingCache(ttl_s=300, clock=lambda: now[0])
+    backend = local_memory(monkeypatch, now=now)
+    cache = LocalMemoryEmbeddingCache(cache=backend, ttl_s=300)
     vector = deterministic_vector("m", "t", 8)
     cache.set("k", vector)
     now[0] = 299.9
     np.testing.assert_array_equal(cache.get("k"), vector)
     now[0] = 300.0
     assert cache.get("k") is None
-    assert len(cache) == 0  # the expired entry is gone, not just hidden
+    assert not backend._cache  # the expired entry is gone, not just hidden
 
 
-def test_memory_cache_evicts_the_least_recently_used() -> None:
-    cache = MemoryEmbeddingCache(ttl_s=300, max_entries=2)
+def test_memory_cache_evicts_the_least_recently_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = local_memory(monkeypatch, now=[0.0], max_entries=2)
+    cache = LocalMemoryEmbeddingCache(cache=backend, ttl_s=300)
     a, b, c = (deterministic_vector("m", name, 8) for name in "abc")
     cache.set("a", a)
     cache.set("b", b)
     cache.get("a")  # a is now more recent than b
     cache.set("c", c)
-    assert len(cache) == 2
+    assert len(backend._cache) == 2
     assert cache.get("b") is None
     np.testing.assert_array_equal(cache.get("a"), a)
     np.testing.assert_array_equal(cache.get("c"), c)
 
 
-def test_memory_cache_hands_out_copies() -> None:
-    cache = MemoryEmbeddingCache(ttl_s=300)
+def test_memory_cache_hands_out_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = LocalMemoryEmbeddingCache(cache=local_memory(monkeypatch, now=[0.0]), ttl_s=300)
     cache.set("k", deterministic_vector("m", "t", 8))
     got = cache.get("k")
     assert got is not None

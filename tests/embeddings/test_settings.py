@@ -27,8 +27,7 @@ print(json.dumps({
 
 def settings_with(**environment: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDDING_", "OPENAI_", "REDIS_URL"))}
-    # A DATABASE_URL keeps the settings from starting the embedded PostgreSQL; nothing connects.
-    env.update(DJANGO_SETTINGS_MODULE="kubernaut_storage.settings.test", DATABASE_URL="postgres://u@127.0.0.1:1/x")
+    env.update(DJANGO_SETTINGS_MODULE="kubernaut_storage.settings.test")
     env.update(environment)
     return subprocess.run(
         [sys.executable, "-c", PRINT_SETTINGS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
@@ -48,7 +47,7 @@ def test_defaults_are_local_only_with_the_memory_cache() -> None:
         "model": "text-embedding-3-small",
         "dimensions": None,
         "ttl": 300.0,
-        "caches": ["default"],
+        "caches": ["default", "embeddings_memory"],
         "location": None,
     }
 
@@ -57,7 +56,7 @@ def test_openai_api_key_is_the_fallback_for_the_key_and_redis_url_configures_the
     got = read(OPENAI_API_KEY="sk-from-openai-env", REDIS_URL="redis://cache:6379/2", EMBEDDING_OPENAI_DIMENSIONS="512")
     assert got["key"] == "sk-from-openai-env"
     assert got["dimensions"] == 512
-    assert got["caches"] == ["default", "embeddings"]
+    assert got["caches"] == ["default", "embeddings", "embeddings_memory"]
     assert got["location"] == "redis://cache:6379/2"
     assert read(OPENAI_API_KEY="sk-a", EMBEDDING_OPENAI_API_KEY="sk-b")["key"] == "sk-b"
 
