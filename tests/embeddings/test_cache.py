@@ -141,15 +141,12 @@ def test_redis_killed_mid_test_writes_still_succeed_and_errors_are_counted(
         metrics = cache_metrics()
 
         own_redis.kill()
-        started = time.monotonic()
         during = [post_created(api, same_incident_elsewhere()) for _ in range(3)]
-        elapsed = time.monotonic() - started
 
     # The first lookup failed (counted), then the breaker skipped Redis: no timeout per write.
     assert counts(metrics) == {"hit": 0, "miss": 0, "error": 1, "bypass": 2}
     assert openai_primary.request_count == 4
     assert all(IncidentEmbedding.objects.get(id=c["embeddingId"]).model == OPENAI_MODEL for c in during)
-    assert elapsed < 5  # generous: a stuck client would take a socket timeout per write or hang
 
 
 def test_redis_breaker_retries_after_its_interval_and_recovers() -> None:

@@ -7,7 +7,6 @@ backoff schedule is checked exactly without the tests actually waiting.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -243,14 +242,15 @@ def test_budget_stops_retries_against_a_slow_server(
     """Real clock: each call times out after 0.3 s, the budget (0.45 s) fits only two."""
     server.set_mode("slow", delay_s=3.0)
 
-    started = time.monotonic()
     result = make_chain(server, fallback, rec, timeout_s=0.3, budget_s=0.45, rng=lambda: 0.0).embed(["a"])
-    elapsed = time.monotonic() - started
 
     assert result.attempts == 2 == server.request_count
     assert result.fell_back is True
     assert result.provider == "local"
-    assert elapsed < 1.5  # about two timeouts, nowhere near 4 x 3 s
+    # Both calls ended at the client's timeout, not the server's 3 s answer.
+    errors = [fields["error"] for name, fields in rec.events if name in ("retry", "fallback")]
+    assert len(errors) == 2
+    assert all("timed out after 0.3s" in error for error in errors)
     assert rec.events[-1][1]["reason"] == "budget_exhausted"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,7 +82,5 @@ def test_a_write_holds_no_pooled_connection_while_it_waits_for_its_embedding(slo
     # With Idempotency-Keys each write reads the key table before it embeds. Were the one
     # connection kept through the 0.5 s embedding, six writes would need 3 s of it in turn and
     # the last ones would give up after the pool's 2 s (503).
-    started = time.perf_counter()
     responses = _concurrently(6, idempotency_keys=True)
     assert sorted(response.status_code for response in responses) == [201] * 6
-    assert time.perf_counter() - started < 2.5
