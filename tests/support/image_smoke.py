@@ -139,7 +139,7 @@ class Smoke:
 
     @staticmethod
     def configmap() -> dict[str, str]:
-        return {key: str(value) for key, value in manifest("configmap.yaml")["data"].items()}
+        return {key: str(value) for key, value in manifest("base/configmap.yaml")["data"].items()}
 
     def run(self) -> None:
         with contextlib.ExitStack() as stack:
@@ -261,7 +261,7 @@ class Smoke:
                 assert set(status[field].split()) == {str(IMAGE_UID)}, (process, field, status[field])
 
     def check_sigterm(self, name: str, port: int) -> None:
-        grace_s = manifest("deployment.yaml")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        grace_s = manifest("base/deployment.yaml")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         started = time.monotonic()
         self.engine_run("kill", "--signal", "TERM", name)
         draining = request(port, "GET", "/readyz")
