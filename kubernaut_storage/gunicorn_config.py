@@ -31,7 +31,7 @@ from kubernaut_storage import serving
 _created_runtime_dir = "KUBERNAUT_RUNTIME_DIR" not in os.environ
 _runtime_dir = os.environ.setdefault(
     "KUBERNAUT_RUNTIME_DIR",
-    # /tmp is an emptyDir in the pod (read-only root filesystem); see k8s/deployment.yaml.
+    # /tmp is an emptyDir in the pod (read-only root filesystem); see k8s/base/deployment.yaml.
     tempfile.mkdtemp(prefix="kubernaut-storage-") if _created_runtime_dir else "",
 )
 _multiproc_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(_runtime_dir, "metrics"))

@@ -5,7 +5,7 @@
 
 Against a throw-away PostgreSQL + pgvector (the embedded server, on 127.0.0.1 over TCP) it
 runs the migration Job's own command in the image, then starts the image's entrypoint with the
-production ConfigMap's settings (k8s/configmap.yaml), a read-only root filesystem and only /tmp
+production ConfigMap's settings (k8s/base/configmap.yaml), a read-only root filesystem and only /tmp
 writable, TokenReview authentication against the fake API server of the tests and the fake
 OpenAI-compatible embedding API, and checks what the pod depends on: /readyz 200, one POST per
 endpoint with a controller's token 201 (one of them embedded by the local model after the
