@@ -46,12 +46,14 @@ def latency_buckets(*, fast: int, slow: int) -> list[dict[str, str]]:
     """A POST endpoint's latency histogram growing by `fast` (≤ 0.25 s) + `slow` (0.25 to 0.5 s)
     requests a minute."""
     labels = f'{JOB}, method="POST", endpoint="/api/v1/audit/remediation", status="2xx"'
-    series = 'kubernaut_http_request_duration_seconds_bucket{%s, le="%s"}'
     return [
-        {"series": series % (labels, "0.1"), "values": f"0+{fast}x60"},
-        {"series": series % (labels, "0.25"), "values": f"0+{fast}x60"},
-        {"series": series % (labels, "0.5"), "values": f"0+{fast + slow}x60"},
-        {"series": series % (labels, "+Inf"), "values": f"0+{fast + slow}x60"},
+        {"series": f'kubernaut_http_request_duration_seconds_bucket{{{labels}, le="{le}"}}', "values": values}
+        for le, values in (
+            ("0.1", f"0+{fast}x60"),
+            ("0.25", f"0+{fast}x60"),
+            ("0.5", f"0+{fast + slow}x60"),
+            ("+Inf", f"0+{fast + slow}x60"),
+        )
     ]
 
 
