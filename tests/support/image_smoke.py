@@ -246,6 +246,8 @@ class Smoke:
         text = scraped.body.decode()
         for kind in WRITERS:
             assert f'kubernaut_audit_writes_total{{kind="{kind}",outcome="created"}} 1.0' in text, text[:3000]
+        # The partition alert's gauge, set by /readyz in the workers, merged by the master.
+        assert 'kubernaut_readiness_check_failing{check="partitions"} 0.0' in text, text[:3000]
 
     def check_user(self, name: str) -> None:
         pid = int(self.engine_run("inspect", "--format", "{{.State.Pid}}", name).stdout.strip())
