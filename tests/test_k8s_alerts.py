@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_k8s_manifests import one, rendered
+from tests.support.k8s import one, rendered
 
 JOB = 'job="kubernaut-storage"'
 

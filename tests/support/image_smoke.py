@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import yaml
 
 from tests.support.gunicorn import REPO, Response, free_port, request
+from tests.support.k8s import loose
 from tests.support.openai_server import OpenAICompatibleServer
 from tests.support.tokenreview_server import FakeTokenReviewServer
 
@@ -57,7 +57,7 @@ WRITERS = {
 
 
 def manifest(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((REPO / "k8s" / name).read_text())
+    (document,) = loose(name)
     return document
 
 
