@@ -142,7 +142,7 @@ class Service:
             # Production's level: one JSON access line per request, into the scenario's log
             # file. Interleaved runs at WARNING were not measurably faster (docs/PERFORMANCE.md).
             "LOG_LEVEL": "INFO",
-            # As scripts/run and k8s/configmap.yaml set it (fewer malloc arenas, less RSS).
+            # As scripts/run and k8s/base/configmap.yaml set it (fewer malloc arenas, less RSS).
             "MALLOC_ARENA_MAX": "2",
             **env,
         }

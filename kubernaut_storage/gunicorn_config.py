@@ -52,7 +52,7 @@ _log_level = _env.get("LOG_LEVEL", "INFO")
 _created_runtime_dir = "KUBERNAUT_RUNTIME_DIR" not in _env
 _runtime_dir = _env.setdefault(
     "KUBERNAUT_RUNTIME_DIR",
-    # /tmp is an emptyDir in the pod (read-only root filesystem); see k8s/deployment.yaml.
+    # /tmp is an emptyDir in the pod (read-only root filesystem); see k8s/base/deployment.yaml.
     tempfile.mkdtemp(prefix="kubernaut-storage-") if _created_runtime_dir else "",
 )
 _multiproc_dir = _env.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(_runtime_dir, "metrics"))

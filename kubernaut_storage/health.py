@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from kubernaut_storage.auth import get_reviewer
 from kubernaut_storage.errors import problem_body
+from kubernaut_storage.metrics import READINESS_CHECK_FAILING
 from kubernaut_storage.partitioning import (
     add_months,
     existing_partitions,
@@ -193,6 +194,9 @@ def readyz(request: HttpRequest) -> HttpResponse:
 
     checks = readiness_checks(now=timezone.now())
     failing = [check.name for check in checks if check.status != OK]
+    for check in checks:
+        if check.status != SKIPPED:
+            READINESS_CHECK_FAILING.labels(check=check.name).set(0 if check.status == OK else 1)
     _log_transition(not failing, failing)
     report = {check.name: check.as_json() for check in checks}
     if not failing:

@@ -7,7 +7,7 @@ workers. Without it (tests, `runserver`) they live in the process's default regi
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # Latency buckets around the targets: p50 < 100 ms, p95 < 250 ms.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -67,4 +67,14 @@ AUTH_FAILURES = Counter(
     "kubernaut_auth_failures_total",
     "Authentication and authorization failures by reason.",
     ["reason"],  # missing, malformed, rejected, forbidden, unavailable
+)
+# Alerts need the reason a pod is unready, not only that it is: "partitions" failing means
+# this or next month's partition is missing, weeks before a write could fail. Updated by every
+# /readyz; a check skipped (its dependency failed) keeps its last value. Across the workers of
+# a pod the live maximum: one worker seeing a failure is enough.
+READINESS_CHECK_FAILING = Gauge(
+    "kubernaut_readiness_check_failing",
+    "1 while the readiness check fails, 0 once it passes, by check (database, partitions, ...).",
+    ["check"],
+    multiprocess_mode="livemax",
 )
