@@ -1,4 +1,4 @@
-"""`python -m bench [run|indexes|profile] [options]`: set up what the benchmark needs, then run it.
+"""`python -m bench [run|indexes|profile|prometheus-cost] [options]`: set up what the benchmark needs, then run it.
 
 Runs with any Python 3.11 from a fresh clone: it first runs `scripts/setup dev` (the virtualenv
 and the pinned packages), installs the Debian packages `wrk` and `redis-server` when they are

@@ -73,7 +73,7 @@ def _log(message: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m bench [options]` runs the benchmark; `indexes` and `profile` are tools beside it."""
+    """`python -m bench [options]` runs the benchmark; `indexes`, `profile`, `prometheus-cost`: tools beside it."""
     command = argv[0] if argv and not argv[0].startswith("-") else "run"
     if command == "indexes":
         from bench.indexes import main as indexes_main
@@ -83,10 +83,14 @@ def main(argv: list[str]) -> None:
         from bench.profile import main as profile_main
 
         profile_main(argv[1:])
+    elif command == "prometheus-cost":
+        from bench.prometheus_cost import main as prometheus_cost_main
+
+        prometheus_cost_main(argv[1:])
     elif command == "run":
         run(_arguments(argv[1:] if argv and argv[0] == "run" else argv))
     else:
-        sys.exit(f"python -m bench: unknown command {command!r} (run, indexes, profile)")
+        sys.exit(f"python -m bench: unknown command {command!r} (run, indexes, profile, prometheus-cost)")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
