@@ -32,7 +32,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_prometheus",
     "audit",
     "embeddings",
 ]
@@ -41,10 +40,6 @@ MIDDLEWARE = [
     # Probes are answered first: before host validation (the kubelet's Host is the pod IP),
     # sessions and the access log (kubernaut_storage/health.py).
     "kubernaut_storage.health.ProbeMiddleware",
-    # django-prometheus: request counts and latency by view, method and status. Its own
-    # exporter is not started (PROMETHEUS_METRICS_EXPORT_PORT unset): it cannot serve several
-    # workers; the gunicorn master's server on 9090 exports its series with ours.
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # One JSON access line and the latency histogram for every other request.
     "kubernaut_storage.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -56,7 +51,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "kubernaut_storage.urls"
@@ -79,8 +73,12 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 # DATABASE_URL wins; without it the project runs its own PostgreSQL + pgvector from a wheel.
-# Either way the ENGINE is the project's backend: PostgreSQL with query metrics, which starts
-# the embedded server on the first connection (never here: importing settings starts nothing).
+# Either way the ENGINE is the project's backend: PostgreSQL with django-prometheus' query
+# metrics (exported on 9090 with ours), which starts the embedded server on the first
+# connection (never here: importing settings starts nothing). Of django-prometheus only the
+# database part is used: its exporter port cannot serve several workers, and its request
+# middleware added ~10 % Python work per write to what RequestLogMiddleware already measures
+# (`python -m bench prometheus-cost`, docs/PERFORMANCE.md).
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": {**env.db_url("DATABASE_URL"), "ENGINE": "kubernaut_storage.database"}}
 else:
