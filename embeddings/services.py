@@ -31,7 +31,7 @@ from embeddings.cache import (
 )
 from embeddings.chain import ProviderChain
 from embeddings.coalescing import CoalescingProvider
-from embeddings.providers.base import Embedding, EmbeddingProvider, Vector
+from embeddings.providers.base import Embedding, EmbeddingProvider, EmbeddingProviderError, Vector
 from embeddings.providers.local import LocalMiniLMProvider
 from embeddings.providers.openai import OpenAIEmbeddingProvider
 from kubernaut_storage.metrics import (
@@ -63,6 +63,17 @@ class EmbeddingRuntime:
     pid: int
     chain: ProviderChain
     cache: EmbeddingCache
+    #: Texts one call to the primary may carry (None: any number, as one batch).
+    batch_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextEmbeddings:
+    """The embeddings of several texts, in order; None where no provider could embed one."""
+
+    embeddings: list[Embedding | None]
+    #: Why the None entries have no embedding; "" when every text has one.
+    deferral_reason: str
 
 
 def embedding_for_text(*, text: str) -> Embedding:
@@ -84,6 +95,41 @@ def embedding_for_text(*, text: str) -> Embedding:
     return Embedding(vector=vector, model=result.model)
 
 
+def embeddings_for_texts(*, texts: Sequence[str]) -> TextEmbeddings:
+    """The vectors of many texts: one cache round trip, then the misses in as few provider
+    calls as the primary's batch limit allows (the local model: one call).
+
+    The same text twice is looked up and embedded once. When the chain cannot embed a call's
+    texts (EmbeddingUnavailable after its retries and fallback), they and every later miss
+    are None: asking again for the next chunk would only wait out the same outage again.
+    """
+    runtime = embedding_runtime()
+    model = runtime.chain.primary.model
+    distinct = list(dict.fromkeys(texts))
+    cached = runtime.cache.get_many([embedding_cache_key(model=model, text=text) for text in distinct])
+    found = {
+        text: Embedding(vector=vector, model=model)
+        for text, vector in zip(distinct, cached, strict=True)
+        if vector is not None
+    }
+    misses = [text for text in distinct if text not in found]
+    step = runtime.batch_limit or max(1, len(misses))
+    fresh: dict[str, Vector] = {}
+    deferral_reason = ""
+    for start in range(0, len(misses), step):
+        chunk = misses[start : start + step]
+        try:
+            result = runtime.chain.embed(chunk)
+        except EmbeddingProviderError as exc:
+            deferral_reason = str(exc) or type(exc).__name__
+            break
+        for text, vector in zip(chunk, result.vectors, strict=True):
+            found[text] = Embedding(vector=vector, model=result.model)
+            fresh[embedding_cache_key(model=result.model, text=text)] = vector
+    runtime.cache.set_many(fresh)
+    return TextEmbeddings(embeddings=[found.get(text) for text in texts], deferral_reason=deferral_reason)
+
+
 def embedding_runtime() -> EmbeddingRuntime:
     """This process's chain and cache, built on first use from settings."""
     global _runtime
@@ -96,7 +142,13 @@ def embedding_runtime() -> EmbeddingRuntime:
         if runtime is None or runtime.pid != pid:
             # A runtime inherited from the parent is dropped, not closed: its sockets are
             # shared with the parent, which still uses them.
-            runtime = EmbeddingRuntime(pid=pid, chain=_chain_build(), cache=_cache_build())
+            chain = _chain_build()
+            runtime = EmbeddingRuntime(
+                pid=pid,
+                chain=chain,
+                cache=_cache_build(),
+                batch_limit=chain.primary.max_batch if isinstance(chain.primary, CoalescingProvider) else None,
+            )
             _runtime = runtime
             logger.info(
                 "embeddings: primary %s (%s), fallback %s, cache %s",
