@@ -81,7 +81,7 @@ def audit_batch_envelope(*, data: Any, max_records: int) -> BatchEnvelope:
         if item_errors:
             envelope.errors[index] = item_errors
         else:
-            envelope.items.append((index, AuditKind(kind), item["record"]))
+            envelope.items.append((index, AuditKind(str(kind)), item["record"]))
     return envelope
 
 
@@ -98,7 +98,8 @@ def audit_batch_validated(*, envelope: BatchEnvelope) -> list[BatchRecord]:
             continue
         records.append(BatchRecord(kind=kind, data=data, payload=body))
     if errors:
-        raise serializers.ValidationError({"records": dict(sorted(errors.items()))})
+        by_position: Errors = dict(sorted(errors.items()))
+        raise serializers.ValidationError({"records": by_position})
     return records
 
 

@@ -263,16 +263,15 @@ def _batch_insert_sql(kind: AuditKind) -> tuple[tuple[models.Field[Any, Any], ..
         field for field in model._meta.concrete_fields if not field.primary_key and field.name not in _SHARED_COLUMNS
     )
     quote = connection.ops.quote_name
-    embedding_field = IncidentEmbedding._meta.get_field
+    embedding_fields = {field.column: field for field in IncidentEmbedding._meta.concrete_fields}
 
-    def array(db_type: str | None, placeholder: str = "%s") -> str:
-        return f"CAST({placeholder} AS {db_type}[])"
+    def array(field: models.Field[Any, Any], placeholder: str = "%s") -> str:
+        return f"CAST({placeholder} AS {field.db_type(connection)}[])"
 
-    arrays = [array(field.db_type(connection)) for field in fields]
-    arrays += [array(embedding_field(column).db_type(connection)) for column in _SEED_COLUMNS]
-    arrays += [array(embedding_field(column).db_type(connection)) for column in ("model", "dimensions", "input_sha256")]
+    arrays = [array(field) for field in fields]
+    arrays += [array(embedding_fields[column]) for column in (*_SEED_COLUMNS, "model", "dimensions", "input_sha256")]
     # The vectors in pgvector's binary format, as the single write sends its one vector.
-    arrays.append(array(embedding_field("embedding").db_type(connection), "%b"))
+    arrays.append(array(embedding_fields["embedding"], "%b"))
     names = [f"f_{field.column}" for field in fields] + [f"s_{column}" for column in _SEED_COLUMNS]
     names += ["e_model", "e_dimensions", "e_input_sha256", "e_embedding"]
 

@@ -149,7 +149,8 @@ def test_more_records_than_the_limit_is_413_before_any_is_validated(api, setting
     problem = assert_problem(post_batch(api, body), 413)
 
     assert problem["type"].endswith("/batch-too-large")
-    assert "4 records" in problem["detail"] and "at most 3" in problem["detail"]
+    assert "4 records" in problem["detail"]
+    assert "at most 3" in problem["detail"]
     assert table_counts() == before
     assert post_batch(api, batch_of([AuditKind.REMEDIATION] * 3)).status_code == 201
 
@@ -236,7 +237,8 @@ def test_concurrent_batches_with_one_key_store_exactly_one_batch():
     assert len(responses) == 4
     assert {response.status_code for response in responses} <= {201, 409}
     created = [response.json() for response in responses if response.status_code == 201]
-    assert created and all(answer == created[0] for answer in created)
+    assert created
+    assert all(answer == created[0] for answer in created)
     assert sum(1 for r in responses if r.status_code == 201 and "Idempotent-Replayed" not in r) == 1
 
 
@@ -258,7 +260,9 @@ def workflow_inserts_kill_the_connection():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_database_failing_mid_batch_stores_nothing_and_is_503(api, workflow_inserts_kill_the_connection, monkeypatch):
+def test_the_database_failing_mid_batch_stores_nothing_and_is_503(
+    api, workflow_inserts_kill_the_connection, monkeypatch
+):
     monkeypatch.setattr("audit.services.DB_BACKOFF_S", 0.001)
     body = batch_of([AuditKind.REMEDIATION, AuditKind.WORKFLOW, AuditKind.REMEDIATION])
     before = table_counts()
