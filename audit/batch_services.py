@@ -265,13 +265,15 @@ def _batch_insert_sql(kind: AuditKind) -> tuple[tuple[models.Field[Any, Any], ..
     quote = connection.ops.quote_name
     embedding_fields = {field.column: field for field in IncidentEmbedding._meta.concrete_fields}
 
-    def array(field: models.Field[Any, Any], placeholder: str = "%s") -> str:
-        return f"CAST({placeholder} AS {field.db_type(connection)}[])"
+    def array(field: models.Field[Any, Any]) -> str:
+        # %b: arrays in PostgreSQL's binary format, with no quoting or escaping of each element
+        # (in the text format that was most of the statement's cost in Python); the vectors
+        # in pgvector's binary format, as the single write sends its one vector.
+        return f"CAST(%b AS {field.db_type(connection)}[])"
 
     arrays = [array(field) for field in fields]
-    arrays += [array(embedding_fields[column]) for column in (*_SEED_COLUMNS, "model", "dimensions", "input_sha256")]
-    # The vectors in pgvector's binary format, as the single write sends its one vector.
-    arrays.append(array(embedding_fields["embedding"], "%b"))
+    columns = (*_SEED_COLUMNS, "model", "dimensions", "input_sha256", "embedding")
+    arrays += [array(embedding_fields[column]) for column in columns]
     names = [f"f_{field.column}" for field in fields] + [f"s_{column}" for column in _SEED_COLUMNS]
     names += ["e_model", "e_dimensions", "e_input_sha256", "e_embedding"]
 
