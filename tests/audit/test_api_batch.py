@@ -242,6 +242,33 @@ def test_concurrent_batches_with_one_key_store_exactly_one_batch():
     assert sum(1 for r in responses if r.status_code == 201 and "Idempotent-Replayed" not in r) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_of_the_same_kinds_in_opposite_orders_all_commit():
+    # Each batch's records in another order, each with its own key: nothing two batches share
+    # can be locked in opposite orders, so none waits for another and none deadlocks.
+    orders = [MIXED_KINDS, MIXED_KINDS[::-1]] * 3
+    barrier = threading.Barrier(len(orders))
+    responses = []
+
+    def send(number, kinds):
+        barrier.wait()
+        try:
+            for round_ in range(3):
+                key = f"order-{number}-{round_}"
+                responses.append(post_batch(Client(), batch_of(kinds), **{"Idempotency-Key": key}))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(number, kinds)) for number, kinds in enumerate(orders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert [response.status_code for response in responses] == [201] * len(orders) * 3
+    assert sum(AUDIT_MODELS[kind].objects.count() for kind in AuditKind) == len(orders) * 3 * len(MIXED_KINDS)
+
+
 @pytest.fixture
 def workflow_inserts_kill_the_connection():
     """Every INSERT into audit_workflow ends its own session: the database fails mid-batch,
