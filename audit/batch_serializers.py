@@ -22,6 +22,8 @@ from audit.serializers import AUDIT_SERIALIZERS, audit_validated
 from kubernaut_storage.exceptions import BatchTooLarge
 
 _ITEM_KEYS = ("kind", "record")
+# Computed once: AuditKind.values builds a new list on every access.
+_KIND_VALUES = frozenset(kind.value for kind in AuditKind)
 _KINDS = ", ".join(kind.value for kind in AuditKind)
 
 Errors = dict[Any, Any]
@@ -74,7 +76,7 @@ def audit_batch_envelope(*, data: Any, max_records: int) -> BatchEnvelope:
         kind = item.get("kind")
         if "kind" not in item:
             item_errors["kind"] = [_error("This field is required.", "required")]
-        elif not isinstance(kind, str) or kind not in AuditKind.values:
+        elif not isinstance(kind, str) or kind not in _KIND_VALUES:
             item_errors["kind"] = [_error(f"Must be one of: {_KINDS}.", "invalid_choice")]
         if "record" not in item:
             item_errors["record"] = [_error("This field is required.", "required")]

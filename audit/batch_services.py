@@ -78,7 +78,8 @@ def audit_batch_create(
 
     `payload` is the whole batch body as received, hashed for the Idempotency-Key.
     """
-    payload_sha256 = request_sha256(payload)
+    # Hashed only for a key: a batch body is up to AUDIT_MAX_BODY_BYTES of canonical JSON.
+    payload_sha256 = request_sha256(payload) if idempotency_key is not None else ""
     if idempotency_key is not None:
         replay = _with_db_retries(
             lambda: _idempotent_replay(
