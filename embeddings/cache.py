@@ -7,9 +7,9 @@ Redis outage can slow writes down but never fail one.
 
 Lookups are counted in EMBEDDING_CACHE by result: ``hit``, ``miss``, ``error`` (Redis failed
 or timed out: the lookup or store cost up to one socket timeout) and ``bypass`` (Redis was
-skipped because it failed moments ago: free). Each write makes one counted lookup (plus an
-error in the rare case Redis fails between its lookup and its store), so the hit rate is
-hit / (hit + miss + error + bypass).
+skipped because it failed moments ago: free). Each write makes one counted lookup (a batch:
+one per distinct text, all in one round trip), plus an error in the rare case Redis fails
+between its lookup and its store, so the hit rate is hit / (hit + miss + error + bypass).
 """
 
 from __future__ import annotations
