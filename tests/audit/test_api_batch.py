@@ -155,6 +155,20 @@ def test_more_records_than_the_limit_is_413_before_any_is_validated(api, setting
     assert post_batch(api, batch_of([AuditKind.REMEDIATION] * 3)).status_code == 201
 
 
+def test_a_batch_of_the_default_limit_fits_the_default_body_size_and_is_stored(api, settings):
+    assert (settings.AUDIT_BATCH_MAX_RECORDS, settings.AUDIT_MAX_BODY_BYTES) == (500, 1024 * 1024)
+    body = batch_of(MIXED_KINDS * 71 + MIXED_KINDS[:3])
+    before = table_counts()
+
+    response = post_batch(api, body)
+
+    assert response.status_code == 201, response.content[:500]
+    assert len(response.json()["results"]) == 500
+    after = table_counts()
+    assert sum(after[kind.value] - before[kind.value] for kind in AuditKind) == 500
+    assert after["embeddings"] - before["embeddings"] == 500
+
+
 def test_a_body_over_the_size_limit_is_413(api, settings):
     settings.AUDIT_MAX_BODY_BYTES = 4096
     before = table_counts()

@@ -160,3 +160,18 @@ def test_a_dead_redis_costs_a_batch_one_failed_lookup_then_bypasses(settings: An
         cache.set_many({"f": deterministic_vector("m", "f", 8)})  # skipped while bypassed
 
     assert (metrics.of(CACHE, result="error"), metrics.of(CACHE, result="bypass")) == (3, 2)
+
+
+def test_a_batch_can_hold_vectors_of_two_models(api: Any, openai_primary: OpenAICompatibleServer) -> None:
+    # A text cached from the primary, and a new one while the primary fails: the fallback's.
+    seen = VALID_BODIES[AuditKind.REMEDIATION]()
+    assert post_audit(api, AuditKind.REMEDIATION, seen).json()["embeddingStatus"] == "stored"
+    openai_primary.set_mode("error500")
+    body = distinct_batch(2)
+    body["records"][0]["record"] = VALID_BODIES[AuditKind.REMEDIATION]()
+
+    results = post_batch(api, body).json()["results"]
+
+    rows = [IncidentEmbedding.objects.get(id=result["embeddingId"]) for result in results]
+    assert [(row.model, row.dimensions) for row in rows] == [(OPENAI_MODEL, 1536), (LOCAL_MODEL, 384)]
+    assert [row.audit_id for row in rows] == [result["id"] for result in results]
