@@ -149,12 +149,12 @@ class AuditCreateApi(AuditWriteApi):
 class AuditBatchCreateApi(AuditWriteApi):
     """POST many audit records of any kinds; all are stored, or none (201 once all committed)."""
 
+    #: The kinds of the batch's records, once they are valid.
+    batch_kinds: tuple[AuditKind, ...] = ()
+
     def get_permissions(self) -> list[BasePermission]:
         # Who may write which kind depends on the records: checked per record in post().
         return [AuthenticatedServiceAccount()] if settings.AUTH_MODE == "tokenreview" else []
-
-    #: The kinds of the batch's records, once they are valid.
-    batch_kinds: tuple[AuditKind, ...] = ()
 
     def outcome_count(self, response: Response, outcome: str) -> None:
         if response.status_code == status.HTTP_201_CREATED:
