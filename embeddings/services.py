@@ -99,16 +99,16 @@ def embeddings_for_texts(*, texts: Sequence[str]) -> TextEmbeddings:
     """The vectors of many texts: one cache round trip, then the misses in as few provider
     calls as the primary's batch limit allows (the local model: one call).
 
-    The same text twice is looked up and embedded once. When the chain cannot embed a call's
-    texts (EmbeddingUnavailable after its retries and fallback), they and every later miss
-    are None: asking again for the next chunk would only wait out the same outage again.
+    The same text twice is looked up and embedded once. An outage costs a batch one wait for
+    the primary, not one per call: once a call fell back, the remaining misses go to the
+    fallback in one call; once a call failed altogether (EmbeddingUnavailable), they are None.
     """
     runtime = embedding_runtime()
-    model = runtime.chain.primary.model
+    chain = runtime.chain
     distinct = list(dict.fromkeys(texts))
-    cached = runtime.cache.get_many([embedding_cache_key(model=model, text=text) for text in distinct])
+    cached = runtime.cache.get_many([embedding_cache_key(model=chain.primary.model, text=text) for text in distinct])
     found = {
-        text: Embedding(vector=vector, model=model)
+        text: Embedding(vector=vector, model=chain.primary.model)
         for text, vector in zip(distinct, cached, strict=True)
         if vector is not None
     }
@@ -116,16 +116,18 @@ def embeddings_for_texts(*, texts: Sequence[str]) -> TextEmbeddings:
     step = runtime.batch_limit or max(1, len(misses))
     fresh: dict[str, Vector] = {}
     deferral_reason = ""
-    for start in range(0, len(misses), step):
-        chunk = misses[start : start + step]
+    start, fell_back = 0, False
+    while start < len(misses):
+        chunk = misses[start:] if fell_back else misses[start : start + step]
         try:
-            result = runtime.chain.embed(chunk)
+            result = chain.embed_with_fallback(chunk) if fell_back else chain.embed(chunk)
         except EmbeddingProviderError as exc:
             deferral_reason = str(exc) or type(exc).__name__
             break
         for text, vector in zip(chunk, result.vectors, strict=True):
             found[text] = Embedding(vector=vector, model=result.model)
             fresh[embedding_cache_key(model=result.model, text=text)] = vector
+        start, fell_back = start + len(chunk), result.fell_back
     runtime.cache.set_many(fresh)
     return TextEmbeddings(embeddings=[found.get(text) for text in texts], deferral_reason=deferral_reason)
 

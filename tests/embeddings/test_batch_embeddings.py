@@ -175,3 +175,34 @@ def test_a_batch_can_hold_vectors_of_two_models(api: Any, openai_primary: OpenAI
     rows = [IncidentEmbedding.objects.get(id=result["embeddingId"]) for result in results]
     assert [(row.model, row.dimensions) for row in rows] == [(OPENAI_MODEL, 1536), (LOCAL_MODEL, 384)]
     assert [row.audit_id for row in rows] == [result["id"] for result in results]
+
+
+def test_once_a_call_fell_back_the_rest_of_the_batch_goes_to_the_fallback_at_once(
+    openai_primary: OpenAICompatibleServer,
+) -> None:
+    # The primary answers 500s: the first call waits out its retries and falls back; the
+    # other misses must not wait them out again, chunk after chunk.
+    openai_primary.set_mode("error500")
+    metrics = MetricDelta((LATENCY, {"provider": "local"}))
+    texts = [f"text number {n}" for n in range(2 * OPENAI_MAX_BATCH + 6)]
+
+    embedded = embeddings_for_texts(texts=texts)
+
+    assert openai_primary.request_count == 4  # one chunk's try and three retries, not three chunks'
+    assert metrics.of(LATENCY, provider="local") == 2  # the first chunk, then all the rest
+    assert [embedding.model if embedding else None for embedding in embedded.embeddings] == [LOCAL_MODEL] * len(texts)
+    assert embedded.deferral_reason == ""
+
+
+def test_with_no_fallback_a_failed_call_defers_the_rest_without_another_wait(
+    settings: Any, openai_primary: OpenAICompatibleServer
+) -> None:
+    settings.EMBEDDING_FALLBACK = "none"
+    openai_primary.set_mode("error500")
+    texts = [f"text number {n}" for n in range(OPENAI_MAX_BATCH + 6)]
+
+    embedded = embeddings_for_texts(texts=texts)
+
+    assert openai_primary.request_count == 4
+    assert embedded.embeddings == [None] * len(texts)
+    assert "HTTP 500" in embedded.deferral_reason
