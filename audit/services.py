@@ -317,7 +317,7 @@ def _connection_release() -> None:
         connection.close()
 
 
-def _idempotent_replay(*, actor: str, kind: AuditKind, key: str, payload_sha256: str) -> AuditWrite | None:
+def _idempotent_replay(*, actor: str, kind: str, key: str, payload_sha256: str) -> AuditWrite | None:
     claimed = IdempotencyKey.objects.filter(actor=actor, kind=kind, key=key).first()
     if claimed is None:
         return None
@@ -326,7 +326,7 @@ def _idempotent_replay(*, actor: str, kind: AuditKind, key: str, payload_sha256:
     return AuditWrite(body=claimed.response_body, replayed=True)
 
 
-def _idempotency_key_claim(*, actor: str, kind: AuditKind, key: str, payload_sha256: str, body: dict[str, Any]) -> bool:
+def _idempotency_key_claim(*, actor: str, kind: str, key: str, payload_sha256: str, body: dict[str, Any]) -> bool:
     """Claim the key in the current transaction; False if another request holds it.
 
     ON CONFLICT DO NOTHING waits for a concurrent uncommitted claim of the same key and then

@@ -1,11 +1,14 @@
 from django.urls import path
 
 from audit.models import AuditKind
-from audit.views import AuditCreateApi
+from audit.views import AuditBatchCreateApi, AuditCreateApi
 
 app_name = "audit"
 
 urlpatterns = [
-    path(f"audit/{kind.value}", AuditCreateApi.as_view(audit_kind=kind), name=f"{kind.value}-create")
-    for kind in AuditKind
+    *(
+        path(f"audit/{kind.value}", AuditCreateApi.as_view(audit_kind=kind), name=f"{kind.value}-create")
+        for kind in AuditKind
+    ),
+    path("audit/batch", AuditBatchCreateApi.as_view(), name="batch-create"),
 ]

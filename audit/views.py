@@ -1,7 +1,12 @@
-"""The four audit endpoints: authenticate, validate, call `audit_record_create`, shape the 201."""
+"""The audit endpoints: authenticate, validate, call the write service, shape the 201.
+
+Four take one record of their kind (`audit_record_create`); the batch endpoint takes many of
+any kinds (`audit_batch_create`).
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django.conf import settings
@@ -14,10 +19,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.batch_serializers import AuditBatchSerializer, audit_batch_envelope, audit_batch_validated
+from audit.batch_services import audit_batch_create
 from audit.models import AuditKind
 from audit.serializers import AUDIT_SERIALIZERS, audit_validated
 from audit.services import audit_record_create
-from kubernaut_storage.auth import AllowedServiceAccounts, KubernetesTokenAuthentication, ServiceAccountUser
+from kubernaut_storage.auth import (
+    AllowedServiceAccounts,
+    AuthenticatedServiceAccount,
+    KubernetesTokenAuthentication,
+    ServiceAccountUser,
+    writers_forbidden,
+)
 from kubernaut_storage.errors import correlation_id_of
 from kubernaut_storage.identity import LOCAL_ACTOR, request_actor
 from kubernaut_storage.metrics import AUDIT_WRITES, VALIDATION_FAILURES
@@ -35,6 +48,12 @@ AuditCreatedSerializer = inline_serializer(
         "recordedAt": serializers.DateTimeField(),
     },
 )
+AuditBatchCreatedSerializer = inline_serializer(
+    "AuditBatchCreated",
+    fields={"results": serializers.ListField(child=AuditCreatedSerializer)},
+)
+#: The `kind` label of a batch request's outcome when no record was stored.
+BATCH_KIND_LABEL = "batch"
 _PROBLEM = OpenApiResponse(description="RFC 9457 problem details (application/problem+json)")
 
 
@@ -51,17 +70,13 @@ def write_outcome(*, status_code: int, replayed: bool) -> str:
     return "error"
 
 
-class AuditCreateApi(APIView):
-    """POST one audit record of `audit_kind`; answers 201 once it and its embedding committed."""
-
-    audit_kind: AuditKind = AuditKind.REMEDIATION
+class AuditWriteApi(APIView):
+    """What the audit POST endpoints share: authentication, the body's media type, the
+    Idempotency-Key header, and counting every answer's outcome."""
 
     # Read per request, not at import: AUTH_MODE is a setting (and tests override it).
     def get_authenticators(self) -> list[BaseAuthentication]:
         return [KubernetesTokenAuthentication()] if settings.AUTH_MODE == "tokenreview" else []
-
-    def get_permissions(self) -> list[BasePermission]:
-        return [AllowedServiceAccounts()] if settings.AUTH_MODE == "tokenreview" else []
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         # Every answer passes here, errors included: the one place to count outcomes.
@@ -70,11 +85,36 @@ class AuditCreateApi(APIView):
             outcome = write_outcome(
                 status_code=response.status_code, replayed=response.get("Idempotent-Replayed") == "true"
             )
-            AUDIT_WRITES.labels(kind=self.audit_kind.value, outcome=outcome).inc()
-            if response.status_code == status.HTTP_400_BAD_REQUEST:
-                VALIDATION_FAILURES.labels(kind=self.audit_kind.value).inc()
+            self.outcome_count(response, outcome)
         log_fields_add(request._request, correlation_id=correlation_id_of(request), caller=_caller_of(request))
         return response
+
+    def outcome_count(self, response: Response, outcome: str) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def idempotency_key_of(request: Request) -> str | None:
+        """The request's Idempotency-Key, once its body is known to be JSON."""
+        if request.content_type.split(";")[0].strip().lower() != "application/json":
+            raise UnsupportedMediaType(request.content_type or "(none)")
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
+            raise ValidationError({"Idempotency-Key": [f"Must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters."]})
+        return idempotency_key
+
+
+class AuditCreateApi(AuditWriteApi):
+    """POST one audit record of `audit_kind`; answers 201 once it and its embedding committed."""
+
+    audit_kind: AuditKind = AuditKind.REMEDIATION
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [AllowedServiceAccounts()] if settings.AUTH_MODE == "tokenreview" else []
+
+    def outcome_count(self, response: Response, outcome: str) -> None:
+        AUDIT_WRITES.labels(kind=self.audit_kind.value, outcome=outcome).inc()
+        if response.status_code == status.HTTP_400_BAD_REQUEST:
+            VALIDATION_FAILURES.labels(kind=self.audit_kind.value).inc()
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         # drf-spectacular reads the request body schema from here, per endpoint.
@@ -91,12 +131,7 @@ class AuditCreateApi(APIView):
         },
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if request.content_type.split(";")[0].strip().lower() != "application/json":
-            raise UnsupportedMediaType(request.content_type or "(none)")
-        idempotency_key = request.headers.get("Idempotency-Key")
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-            raise ValidationError({"Idempotency-Key": [f"Must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters."]})
-
+        idempotency_key = self.idempotency_key_of(request)
         write = audit_record_create(
             kind=self.audit_kind,
             data=audit_validated(kind=self.audit_kind, data=request.data),
@@ -108,6 +143,56 @@ class AuditCreateApi(APIView):
         headers = {"X-Correlation-ID": write.body["correlationId"]}
         if write.replayed:
             headers["Idempotent-Replayed"] = "true"
+        return Response(write.body, status=status.HTTP_201_CREATED, headers=headers)
+
+
+class AuditBatchCreateApi(AuditWriteApi):
+    """POST many audit records of any kinds; all are stored, or none (201 once all committed)."""
+
+    #: The kinds of the batch's records, once they are valid.
+    batch_kinds: tuple[AuditKind, ...] = ()
+
+    def get_permissions(self) -> list[BasePermission]:
+        # Who may write which kind depends on the records: checked per record in post().
+        return [AuthenticatedServiceAccount()] if settings.AUTH_MODE == "tokenreview" else []
+
+    def outcome_count(self, response: Response, outcome: str) -> None:
+        if response.status_code == status.HTTP_201_CREATED:
+            # Stored records are counted by their own kind, like single writes: the created
+            # and replayed counts stay counts of records, however they arrived.
+            for kind, count in Counter(self.batch_kinds).items():
+                AUDIT_WRITES.labels(kind=kind.value, outcome=outcome).inc(count)
+            return
+        AUDIT_WRITES.labels(kind=BATCH_KIND_LABEL, outcome=outcome).inc()
+        if response.status_code == status.HTTP_400_BAD_REQUEST:
+            VALIDATION_FAILURES.labels(kind=BATCH_KIND_LABEL).inc()
+
+    @extend_schema(
+        request=AuditBatchSerializer,
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("X-Request-ID", str, OpenApiParameter.HEADER, required=False),
+        ],
+        responses={
+            201: AuditBatchCreatedSerializer,
+            **{code: _PROBLEM for code in (400, 401, 403, 409, 413, 415, 422, 503)},
+        },
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        idempotency_key = self.idempotency_key_of(request)
+        envelope = audit_batch_envelope(data=request.data, max_records=settings.AUDIT_BATCH_MAX_RECORDS)
+        if settings.AUTH_MODE == "tokenreview":
+            writers_forbidden(request, kinds={index: kind.value for index, kind in envelope.kinds.items()})
+        records = audit_batch_validated(envelope=envelope)
+        self.batch_kinds = tuple(record.kind for record in records)
+        write = audit_batch_create(
+            records=records,
+            payload=request.data,
+            actor=request_actor(request),
+            request_id=request._request.request_id,  # type: ignore[attr-defined]
+            idempotency_key=idempotency_key,
+        )
+        headers = {"Idempotent-Replayed": "true"} if write.replayed else {}
         return Response(write.body, status=status.HTTP_201_CREATED, headers=headers)
 
 

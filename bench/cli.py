@@ -6,6 +6,9 @@ Scenarios (each at a fixed concurrency, wrk + bench/post.lua, keep-alive connect
 - remote:  fresh texts, embedded by an OpenAI-compatible server that answers after a delay
            (tests/support/openai_server.py, default 100 ms);
 - local:   fresh texts, embedded in process by the local model;
+- batch:   the batch endpoint, bodies of --batch-sizes records each (default 50), the four
+           kinds mixed, cached texts, at the cached scenario's concurrency; one row per size,
+           its throughput in records/s as well as requests/s;
 - ceiling: the service's own INSERT statement (same schema, indexes, transaction shape and
            parameters) sent straight from psycopg over as many connections as the cached
            scenario has, with no HTTP and no Django.
@@ -30,7 +33,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
-SCENARIOS = ("cached", "ceiling", "remote", "local")
+SCENARIOS = ("cached", "ceiling", "remote", "local", "batch")
+#: Scenarios run when --scenarios is not given.
+DEFAULT_SCENARIOS = ("cached", "ceiling", "remote", "local")
 SMOKE = {"duration": 4.0, "warmup": 2.0, "prefill": 2000}
 
 
@@ -38,7 +43,14 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, of: " + ", ".join(SCENARIOS))
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(DEFAULT_SCENARIOS),
+        help=f"comma-separated, of: {', '.join(SCENARIOS)} (default {','.join(DEFAULT_SCENARIOS)})",
+    )
+    parser.add_argument(
+        "--batch-sizes", default="50", help="records per request of the batch scenario, comma-separated (default 50)"
+    )
     parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per scenario (default 30)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of unmeasured load before each (default 5)")
     parser.add_argument("--concurrency", type=int, default=16, help="connections for cached, local and ceiling")
@@ -57,6 +69,12 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         for key, value in SMOKE.items():
             setattr(args, key, value)
     args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    try:
+        args.batch_sizes = [int(size) for size in args.batch_sizes.split(",") if size.strip()]
+    except ValueError:
+        parser.error("--batch-sizes takes comma-separated whole numbers")
+    if not args.batch_sizes or min(args.batch_sizes) < 1:
+        parser.error("--batch-sizes takes one or more sizes of at least 1")
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
@@ -122,20 +140,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     try:
         bench.start()
-        runners: dict[str, Callable[[], dict[str, Any]]] = {
+        runners: dict[str, Callable[[], dict[str, Any] | list[dict[str, Any]]]] = {
             "cached": bench.cached,
             "ceiling": bench.ceiling,
             "remote": bench.remote,
             "local": bench.local,
+            "batch": bench.batch,
         }
         for name in args.scenarios:
             _log(f"scenario {name}")
-            row = runners[name]()
-            rows.append(row)
-            _log(
-                f"  {row['writes_per_s']:.0f} writes/s, p95 {row['p95_ms']:.1f} ms, "
-                f"non-2xx {row.get('non2xx', 0)}, errors {row.get('errors', 0)}"
-            )
+            result = runners[name]()
+            for row in result if isinstance(result, list) else [result]:
+                rows.append(row)
+                _log(
+                    f"  {row['scenario']}: {row['writes_per_s']:.0f} requests/s, "
+                    f"{row['records_per_s']:.0f} records/s, p95 {row['p95_ms']:.1f} ms, "
+                    f"non-2xx {row.get('non2xx', 0)}, errors {row.get('errors', 0)}"
+                )
     finally:
         bench.stop()
 

@@ -29,6 +29,9 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--prefill", type=int, default=5000)
     parser.add_argument("--templates", type=int, default=200)
+    parser.add_argument(
+        "--batch-size", type=int, default=0, help="post batches of this many records to the batch endpoint (0: single)"
+    )
     parser.add_argument("--remote-delay-ms", type=float, default=100.0)
     parser.add_argument("--interval-ms", type=float, default=0.1, help="pyinstrument's sampling interval")
     parser.add_argument("--html", type=Path, help="also write pyinstrument's HTML report here")
@@ -118,11 +121,14 @@ def _profile(args: argparse.Namespace, work_dir: Path) -> None:
     from django.core.wsgi import get_wsgi_application
 
     from bench.stack import postgres_cpu_seconds
-    from bench.workload import templates, templates_write
+    from bench.workload import batch_templates, templates, templates_write
 
     logging.disable(logging.WARNING)
     fresh = args.scenario != "cached"
-    path = templates_write(work_dir / "templates-profile.tsv", templates(count=args.templates, fresh=fresh))
+    rows = templates(count=args.templates, fresh=fresh)
+    if args.batch_size:
+        rows = batch_templates(rows, size=args.batch_size, count=max(4, -(-args.templates // args.batch_size)))
+    path = templates_write(work_dir / "templates-profile.tsv", rows)
     call = wsgi_caller(get_wsgi_application())
     bodies = requests_from(path, prefix="prof" + "".join(chr(97 + int(d)) for d in str(time.time_ns())[-8:]))
 
@@ -141,13 +147,16 @@ def _profile(args: argparse.Namespace, work_dir: Path) -> None:
         cpu, wall, database = time.process_time(), time.perf_counter(), postgres_cpu_seconds()
         run(args.requests // 5)
         rounds.append((time.process_time() - cpu, time.perf_counter() - wall, postgres_cpu_seconds() - database))
-    count = args.requests // 5
+    # Per record: a batch request carries batch_size of them.
+    count = args.requests // 5 * max(1, args.batch_size)
     cpu, wall, database = min(rounds)
     median = sorted(rounds)[2]
+    unit = f"batch of {args.batch_size}" if args.batch_size else "single"
     print(
-        f"{args.scenario}: {count} requests x 5 rounds, one thread, in process, best round (median): "
-        f"{1000 * cpu / count:.3f} ({1000 * median[0] / count:.3f}) ms CPU and {1000 * wall / count:.3f} ms wall "
-        f"per request; PostgreSQL {1000 * database / count:.3f} ({1000 * median[2] / count:.3f}) ms CPU per request"
+        f"{args.scenario} ({unit}): {args.requests // 5} requests x 5 rounds, one thread, in process, best round "
+        f"(median): {1000 * cpu / count:.3f} ({1000 * median[0] / count:.3f}) ms CPU and "
+        f"{1000 * wall / count:.3f} ms wall per record; PostgreSQL {1000 * database / count:.3f} "
+        f"({1000 * median[2] / count:.3f}) ms CPU per record"
     )
     if args.no_profile:
         return

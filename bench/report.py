@@ -10,7 +10,9 @@ COLUMNS = (
     ("scenario", "scenario", "{}"),
     ("conc", "concurrency", "{}"),
     ("requests", "requests", "{}"),
-    ("writes/s", "writes_per_s", "{:.0f}"),
+    ("batch", "batch_size", "{}"),
+    ("requests/s", "writes_per_s", "{:.0f}"),
+    ("records/s", "records_per_s", "{:.0f}"),
     ("p50 ms", "p50_ms", "{:.1f}"),
     ("p95 ms", "p95_ms", "{:.1f}"),
     ("p99 ms", "p99_ms", "{:.1f}"),
@@ -68,6 +70,15 @@ def summary_line(rows: list[dict[str, Any]]) -> str:
     parts.append(f"ceiling_writes_per_s={_cell(ceiling or {}, 'writes_per_s', '{:.1f}')}")
     ratio = cached["writes_per_s"] / ceiling["writes_per_s"] if cached and ceiling and ceiling["writes_per_s"] else None
     parts.append(f"ratio={'-' if ratio is None else f'{ratio:.2f}'}")
+    for row in rows:
+        if row["scenario"].startswith("batch-"):
+            # Records/s of the batch endpoint beside the same ceiling, and its latency per batch.
+            name = row["scenario"].replace("-", "")
+            parts.append(f"{name}_records_per_s={row['records_per_s']:.1f} {name}_p95_ms={row['p95_ms']:.1f}")
+            batch_ratio = (
+                row["records_per_s"] / ceiling["writes_per_s"] if ceiling and ceiling["writes_per_s"] else None
+            )
+            parts.append(f"{name}_ratio={'-' if batch_ratio is None else f'{batch_ratio:.2f}'}")
     return " ".join(parts)
 
 

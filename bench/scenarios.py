@@ -1,4 +1,4 @@
-"""The four scenarios of `python -m bench`, each measured the same way.
+"""The scenarios of `python -m bench`, each measured the same way.
 
 An HTTP scenario starts the service afresh (its own environment, clean per-worker peak RSS),
 runs `warmup` seconds of unmeasured load (connections opened, the local model loaded, the
@@ -34,13 +34,15 @@ class Bench:
         self.redis: Any = None
         self.embedder: Any = None
         self.templates: dict[bool, Path] = {}
+        #: batch size → template file of batch bodies (cached texts)
+        self.batch_templates: dict[int, Path] = {}
         self.workers_seen = 0
         self.threads: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        from bench.workload import templates, templates_write
+        from bench.workload import batch_templates, templates, templates_write
         from tests.support.openai_server import OpenAICompatibleServer
         from tests.support.redis_server import RedisServer
 
@@ -51,6 +53,11 @@ class Bench:
             self.templates[fresh] = templates_write(
                 self.work_dir / f"templates-{'fresh' if fresh else 'cached'}.tsv", rows
             )
+        cached = templates(count=self.args.templates, fresh=False)
+        for size in self.args.batch_sizes:
+            # Enough distinct bodies that every template's text is in some batch.
+            bodies = batch_templates(cached, size=size, count=max(4, -(-self.args.templates // size)))
+            self.batch_templates[size] = templates_write(self.work_dir / f"templates-batch-{size}.tsv", bodies)
 
     def stop(self) -> None:
         if self.embedder is not None:
@@ -91,6 +98,20 @@ class Bench:
     def local(self) -> dict[str, Any]:
         return self._http("local", remote=False, fresh=True, concurrency=self.args.concurrency)
 
+    def batch(self) -> list[dict[str, Any]]:
+        """The batch endpoint at each of --batch-sizes: cached texts, the kinds mixed."""
+        return [
+            self._http(
+                f"batch-{size}",
+                remote=True,
+                fresh=False,
+                concurrency=self.args.concurrency,
+                templates=self.batch_templates[size],
+                batch_size=size,
+            )
+            for size in self.args.batch_sizes
+        ]
+
     def ceiling(self) -> dict[str, Any]:
         from bench.ceiling import ceiling_run, ceiling_statements
 
@@ -109,6 +130,7 @@ class Bench:
         postgres = stack.postgres_cpu_seconds() - pg_before
         # The psycopg writer threads, in this process.
         client = time.process_time() - client_before
+        row["records_per_s"] = row["writes_per_s"]
         row["postgres_cpu_pct"] = 100 * postgres / wall
         row["client_cpu_pct"] = round(100 * client / wall, 1)
         row["foreign_cpu_pct"] = round(
@@ -129,13 +151,24 @@ class Bench:
             env["GUNICORN_THREADS"] = str(self.args.threads)
         return env
 
-    def _http(self, name: str, *, remote: bool, fresh: bool, concurrency: int) -> dict[str, Any]:
+    def _http(
+        self,
+        name: str,
+        *,
+        remote: bool,
+        fresh: bool,
+        concurrency: int,
+        templates: Path | None = None,
+        batch_size: int = 1,
+    ) -> dict[str, Any]:
+        """`templates` (default: the single-record ones) posted by wrk; each request carries
+        `batch_size` records."""
         service = stack.Service(
             db=self.db, env=self._env(remote=remote), log_path=self.work_dir / f"gunicorn-{name}.log"
         )
         service.start()
         try:
-            templates = self.templates[fresh]
+            templates = templates or self.templates[fresh]
             warmup = self.args.warmup
             if not fresh:
                 # Long enough for every template's text to reach the cache twice over, even
@@ -155,7 +188,8 @@ class Bench:
             peak_rss = {pid: stack.process_peak_rss_mb(pid) for pid in workers}
         finally:
             service.stop()
-        return {**self._row(name, concurrency, result, before, after, peak_rss), **metrics}
+        row = self._row(name, concurrency, result, before, after, peak_rss)
+        return {**row, "batch_size": batch_size, "records_per_s": result.per_s * batch_size, **metrics}
 
     def _counters(self, master: int, workers: list[int], redis_client: Any) -> dict[str, Any]:
         stats = redis_client.info("stats")

@@ -11,6 +11,10 @@ line `<path>\\t<json>` for bench/post.lua, which fills in per request:
 
 Without `@WORDS@` (the cached scenario) the semantic texts repeat: there are as many distinct
 texts as templates, so after one pass over the templates every embedding comes from the cache.
+
+`batch_templates` packs those templates into bodies of the batch endpoint, `size` records each,
+the kinds mixed as they come; each record's `@ID@` gets its position in the batch appended, so
+one request's records have names and correlation ids of their own.
 """
 
 from __future__ import annotations
@@ -41,6 +45,22 @@ def templates(*, count: int, fresh: bool, seed: int = 11) -> list[tuple[str, byt
             body["message"] = f"{body['message']} Observed: @WORDS@."
         result.append((endpoint(kind), orjson.dumps(body)))
     return result
+
+
+BATCH_ENDPOINT = "/api/v1/audit/batch"
+
+
+def batch_templates(rows: list[tuple[str, bytes]], *, size: int, count: int) -> list[tuple[str, bytes]]:
+    """`count` batch bodies of `size` records, taking `rows` (from `templates`) in turn."""
+    batches = []
+    for number in range(count):
+        records = []
+        for position in range(size):
+            endpoint, body = rows[(number * size + position) % len(rows)]
+            record = orjson.loads(body.replace(b"@ID@", f"@ID@-{position}".encode()))
+            records.append({"kind": endpoint.rsplit("/", 1)[1], "record": record})
+        batches.append((BATCH_ENDPOINT, orjson.dumps({"records": records})))
+    return batches
 
 
 def templates_write(path: Path, rows: list[tuple[str, bytes]]) -> Path:

@@ -7,9 +7,9 @@ Redis outage can slow writes down but never fail one.
 
 Lookups are counted in EMBEDDING_CACHE by result: ``hit``, ``miss``, ``error`` (Redis failed
 or timed out: the lookup or store cost up to one socket timeout) and ``bypass`` (Redis was
-skipped because it failed moments ago: free). Each write makes one counted lookup (plus an
-error in the rare case Redis fails between its lookup and its store), so the hit rate is
-hit / (hit + miss + error + bypass).
+skipped because it failed moments ago: free). Each write makes one counted lookup (a batch:
+one per distinct text, all in one round trip), plus an error in the rare case Redis fails
+between its lookup and its store, so the hit rate is hit / (hit + miss + error + bypass).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -64,6 +64,14 @@ class EmbeddingCache(Protocol):
         """Remember `vector` for the TTL; failures are counted and swallowed."""
         ...
 
+    def get_many(self, keys: Sequence[str]) -> list[Vector | None]:
+        """`get` of every key, in order, in one round trip; each key counts as one lookup."""
+        ...
+
+    def set_many(self, vectors: Mapping[str, Vector]) -> None:
+        """`set` of every key, in one round trip."""
+        ...
+
 
 class NoEmbeddingCache:
     """EMBEDDING_CACHE_TTL_S = 0: every lookup is a miss, nothing is stored."""
@@ -73,6 +81,13 @@ class NoEmbeddingCache:
         return None
 
     def set(self, key: str, vector: Vector) -> None:
+        return None
+
+    def get_many(self, keys: Sequence[str]) -> list[Vector | None]:
+        EMBEDDING_CACHE.labels("miss").inc(len(keys))
+        return [None] * len(keys)
+
+    def set_many(self, vectors: Mapping[str, Vector]) -> None:
         return None
 
 
@@ -100,6 +115,13 @@ class LocalMemoryEmbeddingCache:
 
     def set(self, key: str, vector: Vector) -> None:
         self._cache.set(key, vector_to_bytes(vector), timeout=self._ttl_s)
+
+    def get_many(self, keys: Sequence[str]) -> list[Vector | None]:
+        return [self.get(key) for key in keys]
+
+    def set_many(self, vectors: Mapping[str, Vector]) -> None:
+        for key, vector in vectors.items():
+            self.set(key, vector)
 
 
 class RedisEmbeddingCache:
@@ -149,6 +171,11 @@ class RedisEmbeddingCache:
         if self._down_until:
             logger.info("embedding cache (Redis) answers again")
             self._down_until = 0.0
+        return self._vector(raw)
+
+    @staticmethod
+    def _vector(raw: bytes | None) -> Vector | None:
+        """One looked-up value as a vector, counted as a hit or a miss."""
         if raw is None:
             EMBEDDING_CACHE.labels("miss").inc()
             return None
@@ -170,14 +197,41 @@ class RedisEmbeddingCache:
         except Exception as exc:
             self._failed("set", exc)
 
-    def _bypassed(self) -> bool:
+    def get_many(self, keys: Sequence[str]) -> list[Vector | None]:
+        if not keys:
+            return []
+        if self._bypassed(len(keys)):
+            return [None] * len(keys)
+        try:
+            raws = self._client.mget([self._prefix + key for key in keys])
+        except Exception as exc:
+            self._failed("mget", exc, lookups=len(keys))
+            return [None] * len(keys)
+        if self._down_until:
+            logger.info("embedding cache (Redis) answers again")
+            self._down_until = 0.0
+        return [self._vector(raw) for raw in raws]
+
+    def set_many(self, vectors: Mapping[str, Vector]) -> None:
+        if not vectors or self._clock() < self._down_until:
+            return
+        # A pipeline without MULTI: one round trip, and each SET keeps its own TTL.
+        pipeline = self._client.pipeline(transaction=False)
+        for key, vector in vectors.items():
+            pipeline.set(self._prefix + key, vector_to_bytes(vector), px=self._ttl_ms)
+        try:
+            pipeline.execute()
+        except Exception as exc:
+            self._failed("set", exc)
+
+    def _bypassed(self, lookups: int = 1) -> bool:
         if self._clock() < self._down_until:
-            EMBEDDING_CACHE.labels("bypass").inc()
+            EMBEDDING_CACHE.labels("bypass").inc(lookups)
             return True
         return False
 
-    def _failed(self, operation: str, exc: Exception) -> None:
-        EMBEDDING_CACHE.labels("error").inc()
+    def _failed(self, operation: str, exc: Exception, *, lookups: int = 1) -> None:
+        EMBEDDING_CACHE.labels("error").inc(lookups)
         if self._down_until == 0.0:
             # once per outage, not once per write
             logger.warning(

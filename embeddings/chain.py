@@ -151,6 +151,21 @@ class ProviderChain:
         self._emit("unavailable", reason=reason, attempts=attempts, errors=len(causes))
         raise EmbeddingUnavailable(f"no embedding: {message}", causes) from causes[-1]
 
+    def embed_with_fallback(self, texts: Sequence[str]) -> ChainResult:
+        """``texts`` by the fallback alone, once: for the rest of a batch whose previous call
+        just fell back, which would otherwise wait out the primary's retries again.
+
+        Raises EmbeddingUnavailable when there is no fallback or it fails.
+        """
+        texts = list(texts)
+        if self.fallback is None:
+            raise EmbeddingUnavailable("no embedding: no fallback provider", [])
+        try:
+            vectors = _checked(self.fallback, texts)
+        except EmbeddingProviderError as exc:
+            raise EmbeddingUnavailable(f"no embedding: fallback {self.fallback.name} failed: {exc}", [exc]) from exc
+        return ChainResult(vectors, self.fallback.model, self.fallback.name, True, 0)
+
     def _emit(self, event: str, **fields: Any) -> None:
         if self._on_event is None:
             return

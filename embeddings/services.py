@@ -32,7 +32,7 @@ from embeddings.cache import (
 )
 from embeddings.chain import ProviderChain
 from embeddings.coalescing import CoalescingProvider
-from embeddings.providers.base import Embedding, EmbeddingProvider, Vector
+from embeddings.providers.base import Embedding, EmbeddingProvider, EmbeddingProviderError, Vector
 from embeddings.providers.local import LocalMiniLMProvider
 from embeddings.providers.openai import OpenAIEmbeddingProvider
 from kubernaut_storage.metrics import (
@@ -66,6 +66,17 @@ class EmbeddingRuntime:
     pid: int
     chain: ProviderChain
     cache: EmbeddingCache
+    #: Texts one call to the primary may carry (None: any number, as one batch).
+    batch_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextEmbeddings:
+    """The embeddings of several texts, in order; None where no provider could embed one."""
+
+    embeddings: list[Embedding | None]
+    #: Why the None entries have no embedding; "" when every text has one.
+    deferral_reason: str
 
 
 def embedding_for_text(*, text: str) -> Embedding:
@@ -87,6 +98,43 @@ def embedding_for_text(*, text: str) -> Embedding:
     return Embedding(vector=vector, model=result.model)
 
 
+def embeddings_for_texts(*, texts: Sequence[str]) -> TextEmbeddings:
+    """The vectors of many texts: one cache round trip, then the misses in as few provider
+    calls as the primary's batch limit allows (the local model: one call).
+
+    The same text twice is looked up and embedded once. An outage costs a batch one wait for
+    the primary, not one per call: once a call fell back, the remaining misses go to the
+    fallback in one call; once a call failed altogether (EmbeddingUnavailable), they are None.
+    """
+    runtime = embedding_runtime()
+    chain = runtime.chain
+    distinct = list(dict.fromkeys(texts))
+    cached = runtime.cache.get_many([embedding_cache_key(model=chain.primary.model, text=text) for text in distinct])
+    found = {
+        text: Embedding(vector=vector, model=chain.primary.model)
+        for text, vector in zip(distinct, cached, strict=True)
+        if vector is not None
+    }
+    misses = [text for text in distinct if text not in found]
+    step = runtime.batch_limit or max(1, len(misses))
+    fresh: dict[str, Vector] = {}
+    deferral_reason = ""
+    start, fell_back = 0, False
+    while start < len(misses):
+        chunk = misses[start:] if fell_back else misses[start : start + step]
+        try:
+            result = chain.embed_with_fallback(chunk) if fell_back else chain.embed(chunk)
+        except EmbeddingProviderError as exc:
+            deferral_reason = str(exc) or type(exc).__name__
+            break
+        for text, vector in zip(chunk, result.vectors, strict=True):
+            found[text] = Embedding(vector=vector, model=result.model)
+            fresh[embedding_cache_key(model=result.model, text=text)] = vector
+        start, fell_back = start + len(chunk), result.fell_back
+    runtime.cache.set_many(fresh)
+    return TextEmbeddings(embeddings=[found.get(text) for text in texts], deferral_reason=deferral_reason)
+
+
 def embedding_runtime() -> EmbeddingRuntime:
     """This process's chain and cache, built on first use from settings."""
     global _runtime
@@ -99,7 +147,13 @@ def embedding_runtime() -> EmbeddingRuntime:
         if runtime is None or runtime.pid != pid:
             # A runtime inherited from the parent is dropped, not closed: its sockets are
             # shared with the parent, which still uses them.
-            runtime = EmbeddingRuntime(pid=pid, chain=_chain_build(), cache=_cache_build())
+            chain = _chain_build()
+            runtime = EmbeddingRuntime(
+                pid=pid,
+                chain=chain,
+                cache=_cache_build(),
+                batch_limit=chain.primary.max_batch if isinstance(chain.primary, CoalescingProvider) else None,
+            )
             _runtime = runtime
             logger.info(
                 "embeddings: primary %s (%s), fallback %s, cache %s",

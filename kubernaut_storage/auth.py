@@ -254,15 +254,7 @@ class AllowedServiceAccounts(BasePermission):
     """
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        user = getattr(request, "user", None)
-        if not getattr(user, "is_authenticated", False):
-            if getattr(request, "auth_failure_reason", None) is None:
-                _record_failure(request, REASON_MISSING)
-            exc = NotAuthenticated()
-            exc.auth_failure_reason = getattr(  # type: ignore[attr-defined]
-                request, "auth_failure_reason", REASON_MISSING
-            )
-            raise exc
+        user = _authenticated_user(request)
 
         kind = getattr(view, "audit_kind", None)
         if not isinstance(kind, str) or not kind:
@@ -270,8 +262,7 @@ class AllowedServiceAccounts(BasePermission):
             raise ImproperlyConfigured(f"{type(view).__name__} uses AllowedServiceAccounts but has no audit_kind")
 
         username = getattr(user, "username", None)
-        allowed = self._allowed_usernames(kind)
-        if WILDCARD in allowed or (isinstance(username, str) and username in allowed):
+        if writer_allowed(username=username, kind=kind):
             return True
 
         logger.info("audit write denied: %s -> %s", username, kind)
@@ -281,14 +272,60 @@ class AllowedServiceAccounts(BasePermission):
             REASON_FORBIDDEN,
         )
 
-    @staticmethod
-    def _allowed_usernames(kind: str) -> frozenset[str]:
-        writers = getattr(settings, WRITERS_KEY, None) or {}
-        if not isinstance(writers, dict):
-            raise ImproperlyConfigured(f"{WRITERS_KEY} must be a dict of kind -> usernames")
-        entries = writers.get(kind) or ()
-        if isinstance(entries, str):
-            # Guard against "username" instead of ["username"]: `in` on a str
-            # would be a substring test and silently over-authorize.
-            raise ImproperlyConfigured(f"{WRITERS_KEY}[{kind!r}] must be a list, not a string")
-        return frozenset(entries)
+
+class AuthenticatedServiceAccount(BasePermission):
+    """Any authenticated caller (401 otherwise, as AllowedServiceAccounts answers it).
+
+    For the batch endpoint, whose records name their kinds: the view checks each record's
+    kind against the allow-lists itself (`writers_forbidden`).
+    """
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        _authenticated_user(request)
+        return True
+
+
+def _authenticated_user(request: Request) -> Any:
+    user = getattr(request, "user", None)
+    if not getattr(user, "is_authenticated", False):
+        if getattr(request, "auth_failure_reason", None) is None:
+            _record_failure(request, REASON_MISSING)
+        exc = NotAuthenticated()
+        exc.auth_failure_reason = getattr(  # type: ignore[attr-defined]
+            request, "auth_failure_reason", REASON_MISSING
+        )
+        raise exc
+    return user
+
+
+def writer_allowed(*, username: str | None, kind: str) -> bool:
+    """Whether `username` is on the allow-list of `kind` (AUDIT_WRITERS)."""
+    allowed = _allowed_usernames(kind)
+    return WILDCARD in allowed or (isinstance(username, str) and username in allowed)
+
+
+def writers_forbidden(request: Request, *, kinds: dict[int, str]) -> None:
+    """403 naming every record (position → kind) the authenticated caller may not write."""
+    username = getattr(request.user, "username", None)
+    verdicts = {kind: writer_allowed(username=username, kind=kind) for kind in set(kinds.values())}
+    forbidden = [f"records[{index}] ({kind})" for index, kind in kinds.items() if not verdicts[kind]]
+    if not forbidden:
+        return
+    logger.info("audit batch write denied: %s -> %s", username, sorted({k for k, ok in verdicts.items() if not ok}))
+    raise _fail(
+        PermissionDenied(f"Service account {username!r} is not allowed to write {', '.join(forbidden)}."),
+        request,
+        REASON_FORBIDDEN,
+    )
+
+
+def _allowed_usernames(kind: str) -> frozenset[str]:
+    writers = getattr(settings, WRITERS_KEY, None) or {}
+    if not isinstance(writers, dict):
+        raise ImproperlyConfigured(f"{WRITERS_KEY} must be a dict of kind -> usernames")
+    entries = writers.get(kind) or ()
+    if isinstance(entries, str):
+        # Guard against "username" instead of ["username"]: `in` on a str
+        # would be a substring test and silently over-authorize.
+        raise ImproperlyConfigured(f"{WRITERS_KEY}[{kind!r}] must be a list, not a string")
+    return frozenset(entries)

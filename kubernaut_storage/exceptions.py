@@ -34,3 +34,11 @@ class ServiceUnavailable(exceptions.APIException):
     default_detail = "The database is unavailable; the record was not stored. Retry later."
     default_code = "database_unavailable"
     retry_after = 5
+
+
+class BatchTooLarge(exceptions.APIException):
+    """More records in one batch than AUDIT_BATCH_MAX_RECORDS: the caller splits it and retries."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The batch holds more records than the limit."
+    default_code = "batch_too_large"

@@ -142,6 +142,10 @@ STORAGES = {
 # --- HTTP API -------------------------------------------------------------------------------
 # Bodies above this are answered 413 before they are parsed.
 AUDIT_MAX_BODY_BYTES = env.int("AUDIT_MAX_BODY_BYTES", default=1024 * 1024)
+# Records one POST /api/v1/audit/batch may hold (within AUDIT_MAX_BODY_BYTES); more is a 413.
+AUDIT_BATCH_MAX_RECORDS = env.int("AUDIT_BATCH_MAX_RECORDS", default=500)
+if AUDIT_BATCH_MAX_RECORDS < 1:
+    raise ImproperlyConfigured("AUDIT_BATCH_MAX_RECORDS must be >= 1")
 # Our parser enforces AUDIT_MAX_BODY_BYTES itself and answers 413 as problem+json.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 
