@@ -24,22 +24,18 @@ from typing import Any
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from audit.models import AUDIT_MODELS, AuditKind
-from audit.services import (
-    _SEED_COLUMNS,
+from audit.idempotency import (
     AuditWrite,
-    _ConcurrentKeyClaimError,
-    _connection_release,
-    _idempotency_key_claim,
-    _idempotent_replay,
-    _jsonb,
-    _server_binding_cursor,
-    _with_db_retries,
-    audit_embedding_seed,
+    ConcurrentKeyClaimError,
     canonical_json,
+    idempotency_key_claim,
+    idempotent_replay,
     request_sha256,
 )
+from audit.models import AUDIT_MODELS, AuditKind
+from audit.services import SEED_COLUMNS, audit_embedding_seed
 from audit.texts import audit_text
+from audit.write_database import connection_release, jsonb, server_binding_cursor, with_db_retries
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 from embeddings.providers.base import Embedding
 from embeddings.services import embeddings_for_texts, text_sha256
@@ -81,14 +77,14 @@ def audit_batch_create(
     # Hashed only for a key: a batch body is up to AUDIT_MAX_BODY_BYTES of canonical JSON.
     payload_sha256 = request_sha256(payload) if idempotency_key is not None else ""
     if idempotency_key is not None:
-        replay = _with_db_retries(
-            lambda: _idempotent_replay(
+        replay = with_db_retries(
+            lambda: idempotent_replay(
                 actor=actor, kind=BATCH_IDEMPOTENCY_SCOPE, key=idempotency_key, payload_sha256=payload_sha256
             )
         )
         if replay is not None:
             return replay
-        _connection_release()
+        connection_release()
 
     texts = [audit_text(kind=record.kind, data=record.data) for record in records]
     embedded = embeddings_for_texts(texts=texts)
@@ -132,23 +128,23 @@ def audit_batch_create(
                         "recordedAt": recorded,
                     }
             body = {"results": results}
-            if idempotency_key is not None and not _idempotency_key_claim(
+            if idempotency_key is not None and not idempotency_key_claim(
                 actor=actor,
                 kind=BATCH_IDEMPOTENCY_SCOPE,
                 key=idempotency_key,
                 payload_sha256=payload_sha256,
                 body=body,
             ):
-                raise _ConcurrentKeyClaimError
+                raise ConcurrentKeyClaimError
         return AuditWrite(body=body, replayed=False)
 
     try:
-        written = _with_db_retries(write)
-    except _ConcurrentKeyClaimError:
+        written = with_db_retries(write)
+    except ConcurrentKeyClaimError:
         # A concurrent batch with the same key committed first; ours rolled back whole.
         assert idempotency_key is not None
-        replay = _with_db_retries(
-            lambda: _idempotent_replay(
+        replay = with_db_retries(
+            lambda: idempotent_replay(
                 actor=actor, kind=BATCH_IDEMPOTENCY_SCOPE, key=idempotency_key, payload_sha256=payload_sha256
             )
         )
@@ -200,7 +196,7 @@ class AuditBatchInsert:
 
     def execute(self) -> list[tuple[int, int | None]]:
         """Run it on the request's connection; (audit id, embedding id or None) per row, in order."""
-        with _server_binding_cursor() as cursor:
+        with server_binding_cursor() as cursor:
             cursor.execute(self.sql, self.params)
             rows = cursor.fetchall()
         if len(rows) != len(self.indexes):  # pragma: no cover - the statement returns one per input row
@@ -224,7 +220,7 @@ def audit_batch_insert_statement(
     """
     fields, sql = _batch_insert_sql(kind)
     columns: list[list[Any]] = [[] for _ in fields]
-    seeds: list[list[Any]] = [[] for _ in _SEED_COLUMNS]
+    seeds: list[list[Any]] = [[] for _ in SEED_COLUMNS]
     models_: list[str | None] = []
     dimensions: list[int | None] = []
     input_sha256s: list[str] = []
@@ -233,9 +229,9 @@ def audit_batch_insert_statement(
         given = {**row.record.data, "content_sha256": row.content_sha256, "payload": row.record.payload}
         for values, field in zip(columns, fields, strict=True):
             value = given[field.name] if field.name in given else field.get_default()
-            values.append(_jsonb(value) if isinstance(field, models.JSONField) else value)
+            values.append(jsonb(value) if isinstance(field, models.JSONField) else value)
         seed = audit_embedding_seed(kind=kind, data=row.record.data)
-        for values, column in zip(seeds, _SEED_COLUMNS, strict=True):
+        for values, column in zip(seeds, SEED_COLUMNS, strict=True):
             values.append(seed[column])
         embedding = row.embedding
         models_.append(embedding.model if embedding else None)
@@ -273,13 +269,13 @@ def _batch_insert_sql(kind: AuditKind) -> tuple[tuple[models.Field[Any, Any], ..
         return f"CAST(%b AS {field.db_type(connection)}[])"
 
     arrays = [array(field) for field in fields]
-    columns = (*_SEED_COLUMNS, "model", "dimensions", "input_sha256", "embedding")
+    columns = (*SEED_COLUMNS, "model", "dimensions", "input_sha256", "embedding")
     arrays += [array(embedding_fields[column]) for column in columns]
-    names = [f"f_{field.column}" for field in fields] + [f"s_{column}" for column in _SEED_COLUMNS]
+    names = [f"f_{field.column}" for field in fields] + [f"s_{column}" for column in SEED_COLUMNS]
     names += ["e_model", "e_dimensions", "e_input_sha256", "e_embedding"]
 
     audit_columns = [*_SHARED_COLUMNS, *(field.column for field in fields)]
-    embedding_columns = ["audit_type", "audit_id", "audit_recorded_at", *_SEED_COLUMNS]
+    embedding_columns = ["audit_type", "audit_id", "audit_recorded_at", *SEED_COLUMNS]
     embedding_columns += ["model", "dimensions", "input_sha256", "embedding", "recorded_at"]
     # Only our models' table and column names go into the text; every value is a parameter.
     # The audit ids come from the table's identity, assigned in `ord` order as the rows are
@@ -296,7 +292,7 @@ def _batch_insert_sql(kind: AuditKind) -> tuple[tuple[models.Field[Any, Any], ..
         "SELECT id, row_number() OVER (ORDER BY id) AS ord FROM audit"
         "), embedded AS ("
         f"INSERT INTO {quote(IncidentEmbedding._meta.db_table)} ({', '.join(embedding_columns)})"
-        f" SELECT %s, numbered.id, %s, {', '.join(f's_{column}' for column in _SEED_COLUMNS)},"
+        f" SELECT %s, numbered.id, %s, {', '.join(f's_{column}' for column in SEED_COLUMNS)},"
         " e_model, e_dimensions, e_input_sha256, e_embedding, %s"
         " FROM batch_rows JOIN numbered USING (ord) WHERE e_model IS NOT NULL RETURNING audit_id, id"
         "), deferred AS ("

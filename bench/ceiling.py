@@ -47,9 +47,10 @@ def ceiling_statements(
     import orjson
     from django.utils import timezone
 
+    from audit.idempotency import canonical_json
     from audit.models import AuditKind
     from audit.serializers import audit_validated
-    from audit.services import audit_insert_statement, canonical_json
+    from audit.services import audit_insert_statement
     from audit.texts import audit_text
     from embeddings.providers.base import Embedding
     from embeddings.services import text_sha256

@@ -7,7 +7,7 @@ from django.db import connection
 from prometheus_client import REGISTRY
 
 from audit.models import AuditKind
-from audit.services import _with_db_retries
+from audit.write_database import with_db_retries
 from tests.factories import VALID_BODIES
 from tests.support.audit_rows import post_audit
 
@@ -29,7 +29,7 @@ def test_a_retried_transaction_is_counted():
             cursor.execute("SELECT 1")
             return cursor.fetchone()[0]
 
-    assert _with_db_retries(operation, sleep=lambda _: None) == 1
+    assert with_db_retries(operation, sleep=lambda _: None) == 1
     assert counter("kubernaut_db_retries_total") - before == 1
 
 

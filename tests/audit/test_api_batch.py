@@ -11,8 +11,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from audit.idempotency import canonical_json
 from audit.models import AUDIT_MODELS, AuditKind
-from audit.services import canonical_json
 from embeddings.models import IncidentEmbedding
 from tests.embeddings.conftest import LOCAL_MODEL, text_for
 from tests.factories import VALID_BODIES
@@ -304,7 +304,7 @@ def workflow_inserts_kill_the_connection():
 def test_the_database_failing_mid_batch_stores_nothing_and_is_503(
     api, workflow_inserts_kill_the_connection, monkeypatch
 ):
-    monkeypatch.setattr("audit.services.DB_BACKOFF_S", 0.001)
+    monkeypatch.setattr("audit.write_database.DB_BACKOFF_S", 0.001)
     body = batch_of([AuditKind.REMEDIATION, AuditKind.WORKFLOW, AuditKind.REMEDIATION])
     before = table_counts()
 

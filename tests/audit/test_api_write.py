@@ -70,7 +70,7 @@ def test_type_specific_columns_are_filled_from_the_body(api):
 
 
 def test_content_hash_covers_payload_time_and_actor(api):
-    from audit.services import canonical_json
+    from audit.idempotency import canonical_json
 
     body = VALID_BODIES[AuditKind.REMEDIATION]()
     created = post_audit(api, AuditKind.REMEDIATION, body).json()

@@ -7,7 +7,8 @@ from django.db import DatabaseError, connection, transaction
 
 from audit.models import AUDIT_MODELS, AuditKind
 from audit.serializers import AUDIT_SERIALIZERS
-from audit.services import _with_db_retries, audit_record_create
+from audit.services import audit_record_create
+from audit.write_database import with_db_retries
 from tests.factories import VALID_BODIES
 from tests.support.audit_rows import post_audit, table_counts
 
@@ -65,7 +66,7 @@ def test_connection_lost_is_retried_on_a_fresh_connection():
             cursor.execute("SELECT 1")
             return cursor.fetchone()[0]
 
-    assert _with_db_retries(operation, sleep=lambda _: None) == 1
+    assert with_db_retries(operation, sleep=lambda _: None) == 1
     assert len(attempts) == 2
 
 
@@ -84,7 +85,7 @@ def database_unreachable():
 
 @pytest.mark.django_db(transaction=True)
 def test_database_that_stays_down_is_503_with_retry_after(api, database_unreachable, monkeypatch):
-    monkeypatch.setattr("audit.services.DB_BACKOFF_S", 0.001)
+    monkeypatch.setattr("audit.write_database.DB_BACKOFF_S", 0.001)
     response = post_audit(api, KIND, VALID_BODIES[KIND]())
     assert response.status_code == 503
     assert response["Content-Type"] == "application/problem+json"
