@@ -97,8 +97,11 @@ def expired_partitions(*, now: dt.datetime, older_than_months: int) -> list[Part
     return sorted(expired, key=lambda stats: (stats.partition.starts, stats.partition.table))
 
 
+MANIFEST_SUFFIX = ".manifest.json"
+
+
 def archive_paths(archive_dir: Path, partition: Partition) -> tuple[Path, Path]:
-    return archive_dir / f"{partition.name}.jsonl.gz", archive_dir / f"{partition.name}.manifest.json"
+    return archive_dir / f"{partition.name}.jsonl.gz", archive_dir / f"{partition.name}{MANIFEST_SUFFIX}"
 
 
 def partition_retire(
