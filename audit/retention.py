@@ -10,7 +10,9 @@ deletes rows: it removes whole monthly partitions, of the four audit tables and 
    compressed bytes as they are written;
 3. verify: re-read the file, check its SHA-256, decompress and parse every line, and compare
    the count with `count(*)` of the still-locked partition;
-4. write `<partition>.manifest.json` (table, partition, bounds, row count, SHA-256, created at);
+4. write `<partition>.manifest.json` (table, partition, bounds, row count, SHA-256, created at)
+   and, beside it, the seal files covering the partition's rows (docs/INTEGRITY.md), so the
+   archive can be verified with nothing but the public key;
 5. DETACH PARTITION and DROP it, and forget the embedding backlog of that month (those rows can
    never be embedded now) — all in the transaction that took the lock, so a partition is gone
    only if its verified archive is on disk.
@@ -35,6 +37,7 @@ from django.db import connection, transaction
 from psycopg import sql
 
 from audit.models import AuditKind
+from audit.sealing import seals_export
 from embeddings.models import EmbeddingBacklog
 from kubernaut_storage.partitioning import (
     PARTITIONED_TABLES,
@@ -108,6 +111,7 @@ def partition_retire(
     *,
     partition: Partition,
     archive_dir: Path,
+    seal_dir: Path,
     now: dt.datetime,
     lock_timeout_s: float = 10,
     on_rows: Callable[[int], None] | None = None,
@@ -142,6 +146,7 @@ def partition_retire(
             created_at=now,
         )
         _write_atomically(manifest_path, json.dumps(manifest.as_json(), indent=2).encode() + b"\n")
+        seals_export(partition=partition, directory=archive_dir, seal_dir=seal_dir)
         cursor.execute(_sql("ALTER TABLE {} DETACH PARTITION {}", partition.table, partition.name, cursor=cursor))
         cursor.execute(_sql("DROP TABLE {}", partition.name, cursor=cursor))
         kind = _KIND_OF_TABLE.get(partition.table)

@@ -10,18 +10,21 @@ window, so introducing seals on a database with years of rows does not make year
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection, transaction
+from django.db.models import Q
 from psycopg import sql
 
 from audit.models import AuditSeal
 from audit.sealed_rows import WindowRows, rows_by_window
 from kubernaut_integrity.canonical import SEALED_TABLES, WINDOW_COLUMN, timestamp_canonical
 from kubernaut_integrity.findings import WindowIndex
-from kubernaut_integrity.seals import GENESIS_PREVIOUS, Seal, seal_file_write, seal_make, table_entry
+from kubernaut_integrity.seals import GENESIS_PREVIOUS, Seal, seal_file_name, seal_file_write, seal_make, table_entry
+from kubernaut_storage.partitioning import Partition
 
 #: How many of the most recent windows the first seal leaves to seals of their own.
 GENESIS_WINDOWS = 60
@@ -153,3 +156,23 @@ def seal_lag_seconds(*, now: dt.datetime, window_seconds: int) -> float:
         last = window_floor(earliest, window_seconds)
     oldest_unsealed_end = last + dt.timedelta(seconds=window_seconds)
     return max(0.0, (now - oldest_unsealed_end).total_seconds())
+
+
+def seals_export(*, partition: Partition, directory: Path, seal_dir: Path) -> int:
+    """Write beside an archive every seal covering rows of `partition`: the seals whose window
+    overlaps its bounds, and those naming it (embeddings stored after their month). The copy in
+    `seal_dir` is taken when there is one (it carries the leaves that name changed rows)."""
+    covering = AuditSeal.objects.filter(
+        Q(window_start__lt=partition.ends, window_end__gt=partition.starts)
+        | Q(window_end__gt=partition.starts, body__contains=f'"{partition.name}"')
+    ).only("sequence", "body", "signature")
+    written = 0
+    for stored in covering.iterator():
+        name = seal_file_name(stored.sequence)
+        anchored = seal_dir / name
+        if anchored.is_file():
+            shutil.copyfile(anchored, directory / name)
+        else:
+            seal_file_write(directory, Seal(stored.body.encode(), bytes(stored.signature)), None)
+        written += 1
+    return written

@@ -3,15 +3,12 @@ kind of tampering a superuser can do is named precisely."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from audit.models import AuditSeal, RemediationAudit
-from embeddings.models import IncidentEmbedding
-from kubernaut_integrity.seals import Seal, key_pair_write, private_key_load, seal_make
+from audit.models import AuditSeal
 from tests.audit.integrity_support import findings_of, key_files, seal_now, triggers_bypassed, verify
 from tests.support.admin_rows import remediation_chain
 
@@ -25,7 +22,8 @@ def sealed(tmp_path: Path) -> dict[str, Any]:
     seal_dir = tmp_path / "seals"
     chains = [remediation_chain(), remediation_chain()]
     made = seal_now(private, seal_dir)
-    assert made and sum(window.rows for window in made) == 20
+    assert made
+    assert sum(window.rows for window in made) == 20
     return {"private": private, "public": public, "seal_dir": seal_dir, "chains": chains}
 
 
