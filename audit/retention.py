@@ -6,8 +6,9 @@ deletes rows: it removes whole monthly partitions, of the four audit tables and 
 
 1. lock the partition against writes (SHARE: readers go on; only a late embedding backfill
    into that month would wait) and read it in id order through a server-side cursor;
-2. write `<partition>.jsonl.gz` (one JSON object per row, vectors as float arrays), hashing the
-   compressed bytes as they are written;
+2. write `<partition>.jsonl.gz` (one JSON object per row: the row's canonical form, exactly
+   the bytes its seal hashed; docs/INTEGRITY.md), hashing the compressed bytes as they are
+   written;
 3. verify: re-read the file, check its SHA-256, decompress and parse every line, and compare
    the count with `count(*)` of the still-locked partition;
 4. write `<partition>.manifest.json` (table, partition, bounds, row count, SHA-256, created at)
@@ -37,8 +38,10 @@ from django.db import connection, transaction
 from psycopg import sql
 
 from audit.models import AuditKind
+from audit.sealed_rows import canonical_settings
 from audit.sealing import seals_export
 from embeddings.models import EmbeddingBacklog
+from kubernaut_integrity.canonical import canonical_sql
 from kubernaut_storage.partitioning import (
     PARTITIONED_TABLES,
     Partition,
@@ -175,23 +178,6 @@ def _sql(template: str, *identifiers: str, cursor: Any) -> str:
     return composed.as_string(cursor.cursor.connection)
 
 
-def _row_json_expression(table: str) -> sql.Composable:
-    """`row_to_json(p)`, with pgvector columns as float arrays (they would be strings)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND NOT attisdropped"
-            " AND attnum > 0 AND atttypid = 'vector'::regtype ORDER BY attnum",
-            [table],
-        )
-        vectors = [row[0] for row in cursor.fetchall()]
-    if not vectors:
-        return sql.SQL("row_to_json(p)::text")
-    overrides = sql.SQL(", ").join(
-        sql.SQL("{}, p.{}::real[]").format(sql.Literal(name), sql.Identifier(name)) for name in vectors
-    )
-    return sql.SQL("(to_jsonb(p) || jsonb_build_object({}))::text").format(overrides)
-
-
 class _HashingWriter:
     """A binary file that hashes and counts what is written through it."""
 
@@ -211,13 +197,18 @@ class _HashingWriter:
 
 def _archive_write(*, partition: Partition, path: Path, on_rows: Callable[[int], None] | None) -> tuple[int, str, int]:
     """Stream the partition into a gzip JSON Lines file; return (rows, SHA-256, bytes)."""
-    expression = _row_json_expression(partition.table)
-    query = sql.SQL("SELECT {} FROM {} AS p ORDER BY p.id").format(expression, sql.Identifier(partition.name))
+    # Each line is the row's canonical form (docs/INTEGRITY.md): the bytes its seal hashed.
+    query = sql.SQL("SELECT {} FROM {} AS p ORDER BY p.id").format(
+        sql.SQL(canonical_sql(partition.table)),  # type: ignore[arg-type]
+        sql.Identifier(partition.name),
+    )
     temporary = path.with_name(path.name + ".tmp")
     rows = 0
     connection.ensure_connection()
     raw = connection.connection
     assert raw is not None
+    with raw.cursor() as settings_cursor:
+        canonical_settings(settings_cursor)
     with temporary.open("wb") as file:
         hashing = _HashingWriter(file)
         # mtime=0 and no file name in the header: the same rows always give the same bytes.

@@ -1,23 +1,22 @@
-"""Reading the sealed tables for sealing and verification: every row in a time range as
-PostgreSQL's `row_to_json` writes it (the same text the retention archives hold), hashed in the
-canonical form of `kubernaut_integrity.canonical`, and sorted into windows."""
+"""Reading the sealed tables for sealing and verification: every row in a time range, hashed by
+PostgreSQL in the canonical form of `kubernaut_integrity.canonical` (only the 32-byte hashes
+cross the wire), and sorted into windows."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django.db import connection
 from psycopg import sql
 
-from kubernaut_integrity.canonical import SEALED_TABLES, WINDOW_COLUMN, row_hash, timestamp_canonical
+from kubernaut_integrity.canonical import SEALED_TABLES, TIMESTAMP_SQL, WINDOW_COLUMN, canonical_sql
 from kubernaut_integrity.findings import WindowIndex
 from kubernaut_integrity.seals import Leaves
 
 #: Rows per round trip of the server-side cursor.
-FETCH_ROWS = 5000
+FETCH_ROWS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +28,15 @@ class HashedRow:
     partition: str
 
 
-def rows_hashed(*, table: str, start: dt.datetime | None, end: dt.datetime) -> Iterator[HashedRow]:
-    """Every row of `table` with recorded_at in [start, end) (no lower bound: None), by id.
+def canonical_settings(cursor: object) -> None:
+    """What the canonical text depends on besides the row: float8 written exactly."""
+    cursor.execute("SET LOCAL extra_float_digits = 1")  # type: ignore[attr-defined]
 
-    Needs a transaction (the cursor is server-side). PostgreSQL's JSON output must write
-    float8 exactly: extra_float_digits 1 (its default) is set for the transaction.
-    """
+
+def rows_hashed(*, table: str, start: dt.datetime | None, end: dt.datetime) -> Iterator[tuple[int, str, bytes, str]]:
+    """(id, canonical recorded_at, row hash, partition) of every row of `table` with
+    recorded_at in [start, end) (no lower bound: None), by id. Needs a transaction (the cursor
+    is server-side)."""
     column = sql.Identifier(WINDOW_COLUMN)
     condition = sql.SQL("p.{} < %s").format(column)
     params: list[dt.datetime] = [end]
@@ -42,19 +44,22 @@ def rows_hashed(*, table: str, start: dt.datetime | None, end: dt.datetime) -> I
         condition = sql.SQL("p.{} >= %s AND ").format(column) + condition
         params.insert(0, start)
     query = sql.SQL(
-        "SELECT p.tableoid::regclass::text, row_to_json(p)::text FROM {} AS p WHERE {} ORDER BY p.id"
-    ).format(sql.Identifier(table), condition)
+        "SELECT p.id, {}, sha256(convert_to({}, 'UTF8')), p.tableoid::regclass::text"
+        " FROM {} AS p WHERE {} ORDER BY p.id"
+    ).format(
+        sql.SQL(TIMESTAMP_SQL.format('p."recorded_at"')),
+        sql.SQL(canonical_sql(table)),  # type: ignore[arg-type]
+        sql.Identifier(table),
+        condition,
+    )
     raw = connection.connection
     assert raw is not None
     with raw.cursor() as settings_cursor:
-        settings_cursor.execute("SET LOCAL extra_float_digits = 1")
-    loads = json.loads
+        canonical_settings(settings_cursor)
     with raw.cursor(name=f"sealed_rows_{table}") as cursor:
         cursor.itersize = FETCH_ROWS
         cursor.execute(query, params)
-        for partition, text in cursor:
-            row = loads(text)
-            yield HashedRow(table, row["id"], timestamp_canonical(row[WINDOW_COLUMN]), row_hash(table, row), partition)
+        yield from cursor
 
 
 @dataclass
@@ -84,20 +89,23 @@ def rows_by_window(
     connection.ensure_connection()
     for table in SEALED_TABLES:
         counted = 0
-        for row in rows_hashed(table=table, start=start, end=end):
-            key = key_of(row.recorded_at)
-            if key is None:
-                outside.append(row)
-            else:
-                window = by_window.get(key)
-                if window is None:
-                    window = by_window[key] = WindowRows.empty()
-                window.leaves[table].append((row.row_id, row.digest))
-                window.partitions[table].add(row.partition)
+        current_key, current_leaves, current_partitions = None, [], set()  # type: ignore[var-annotated]
+        for row_id, recorded_at, digest, partition in rows_hashed(table=table, start=start, end=end):
             counted += 1
             if on_rows is not None and counted == FETCH_ROWS:
                 on_rows(counted)
                 counted = 0
+            key = key_of(recorded_at)
+            if key is None:
+                outside.append(HashedRow(table, row_id, recorded_at, digest, partition))
+                continue
+            if key != current_key:
+                window = by_window.get(key)
+                if window is None:
+                    window = by_window[key] = WindowRows.empty()
+                current_key, current_leaves, current_partitions = key, window.leaves[table], window.partitions[table]
+            current_leaves.append((row_id, digest))
+            current_partitions.add(partition)
         if on_rows is not None and counted:
             on_rows(counted)
     return by_window, outside

@@ -43,8 +43,7 @@ def window_floor(moment: dt.datetime, window_seconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
 
 
-def iso(moment: dt.datetime) -> str:
-    return timestamp_canonical(moment.astimezone(dt.UTC).isoformat(timespec="microseconds"))
+iso = timestamp_canonical
 
 
 def seal_pending(

@@ -26,7 +26,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kubernaut_integrity.canonical import SEALED_TABLES, WINDOW_COLUMN, row_hash, timestamp_canonical, timestamp_parse
+from kubernaut_integrity.canonical import SEALED_TABLES, line_identity, row_hash, timestamp_canonical, timestamp_parse
 from kubernaut_integrity.findings import (
     ARCHIVE_CORRUPT,
     ROW_INSERTED,
@@ -178,12 +178,12 @@ def _rows_check(archives: list[_Archive], files: Mapping[int, SealFile], report:
 
 
 def _archive_rows(archive: _Archive) -> Iterator[tuple[int, str, bytes]]:
-    loads = json.loads
-    with gzip.open(archive.path, "rt", encoding="utf-8") as lines:
+    """(id, recorded_at, row hash) of each line: the line is the row's canonical form."""
+    with gzip.open(archive.path, "rt", encoding="utf-8", newline="\n") as lines:
         for line in lines:
-            row = loads(line)
-            yield row["id"], timestamp_canonical(row[WINDOW_COLUMN]), row_hash(archive.table, row)
+            text = line.removesuffix("\n")
+            row_id, recorded_at = line_identity(text)
+            yield row_id, recorded_at, row_hash(text)
 
 
-def _iso(moment: dt.datetime) -> str:
-    return timestamp_canonical(moment.astimezone(dt.UTC).isoformat(timespec="microseconds"))
+_iso = timestamp_canonical

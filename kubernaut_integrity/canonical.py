@@ -1,20 +1,30 @@
-"""The canonical form of a stored row, version 1, and its SHA-256 (the row hash).
+r"""The canonical form of a stored row, version 1, and its SHA-256 (the row hash).
 
-A row is read as PostgreSQL's `row_to_json` writes it (the database path and the retention
-archives both give that), and reduced to bytes that depend only on the stored values:
+The canonical form of a row is one line of JSON text, written by PostgreSQL itself with
+`canonical_sql` and stored verbatim, one row per line, in the retention archives. So the
+database sealing it and a third party checking an archive hash the very same bytes, and
+nothing re-serializes JSON in between (the drift that breaks hash chains computed twice).
 
-- the object `{"form": 1, "table": <table>, "row": {<column>: <value>, ...}}` with exactly the
-  columns the form lists for that table (a listed column missing from the row is an error;
-  columns added to a table later are not part of form 1);
-- JSON with keys sorted by code point, no whitespace, UTF-8, non-ASCII characters unescaped;
-- SQL NULL and JSON null are `null`; inside `payload` and `labels` a key that is absent stays
-  absent, so absent and null differ;
-- numbers: an integer is its decimal digits; any other number is the IEEE-754 binary64 nearest
-  to the stored value, written in the shortest form that reads back as the same binary64;
-- timestamps: UTC, `YYYY-MM-DDTHH:MM:SS.ffffffZ` (always six fractional digits);
-- vectors: the lowercase hex of their float32 components, little-endian.
+The text is `json_build_object('form', 1, 'table', <table>, <column>, <value>, ...)`:
 
-The row hash is SHA-256 of those bytes.
+- members in this order: "form", "table", then the form's columns of that table in the
+  order of FORM_COLUMNS, each present (SQL NULL is `null`); columns added to a table later are
+  not in form 1;
+- PostgreSQL's layout: `{"form" : 1, "table" : "audit_remediation", "id" : 42, ...}`, i.e.
+  `" : "` between name and value and `", "` between members; strings are JSON strings, UTF-8,
+  with `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t` and `\u00XX` for other control characters;
+- integers in decimal; booleans `true` / `false`; float8 columns in the shortest decimal that
+  reads back as the same binary64 (extra_float_digits = 1, set for every transaction that
+  reads rows for sealing, verifying or archiving);
+- timestamps as strings `YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC, six fractional digits, whatever
+  the session's time zone;
+- `payload` and `labels` (jsonb) as jsonb's normalised text: keys sorted by length then
+  bytes, duplicate keys dropped, `", "` and `": "` separators, numbers as the stored decimal;
+  inside them an absent key stays absent and a JSON null is `null`, so the two differ;
+- the vector as a string in pgvector's text form, `"[0.1,-0.25,...]"` (shortest float32
+  decimals).
+
+The row hash is SHA-256 of the UTF-8 bytes of that line.
 """
 
 from __future__ import annotations
@@ -22,8 +32,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import struct
-from typing import Any
 
 FORM_VERSION = 1
 
@@ -117,59 +125,52 @@ PARTITION_COLUMN = {table: "recorded_at" for table in SEALED_TABLES} | {"inciden
 
 _TIMESTAMPS = frozenset({"recorded_at", "created_at", "started_at", "completed_at", "audit_recorded_at"})
 _VECTORS = frozenset({"embedding"})
-
-_encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
-
-
-class FormError(ValueError):
-    """A row that cannot be put in the canonical form (a column missing, a bad value)."""
+#: The canonical timestamp: to_char's pattern, and strftime's for the same text.
+TIMESTAMP_SQL = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
-def timestamp_canonical(value: str) -> str:
-    """`YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC, from any ISO 8601 text PostgreSQL writes."""
-    # PostgreSQL in a UTC session writes "...SS.ffffff+00:00": the common case, without parsing.
-    if len(value) == 32 and value.endswith("+00:00") and value[19] == ".":
-        return value[:26] + "Z"
-    moment = dt.datetime.fromisoformat(value)
+def canonical_sql(table: str, alias: str = "p") -> str:
+    """The SQL expression (text) of the canonical form of a row `alias` of `table`.
+
+    Only the form's fixed table and column names go into it, all of them from FORM_COLUMNS.
+    """
+    members = ["'form', " + str(FORM_VERSION), f"'table', '{table}'"]
+    for column in FORM_COLUMNS[table]:
+        reference = f'{alias}."{column}"'
+        if column in _TIMESTAMPS:
+            value = TIMESTAMP_SQL.format(reference)
+        elif column in _VECTORS:
+            value = f"{reference}::text"
+        else:
+            value = reference
+        members.append(f"'{column}', {value}")
+    return f"json_build_object({', '.join(members)})::text"
+
+
+def row_hash(line: str) -> bytes:
+    """SHA-256 of a canonical line: the leaf its seal's Merkle tree is built from."""
+    return hashlib.sha256(line.encode("utf-8")).digest()
+
+
+def line_identity(line: str) -> tuple[int, str]:
+    """(id, recorded_at) of a canonical line: which row it is and which window holds it."""
+    row = json.loads(line)
+    if row.get("form") != FORM_VERSION:
+        raise FormError(f"not a canonical form {FORM_VERSION} line: {line[:80]!r}")
+    return int(row["id"]), str(row[WINDOW_COLUMN])
+
+
+def timestamp_canonical(moment: dt.datetime) -> str:
     if moment.tzinfo is None:
-        raise FormError(f"timestamp without a time zone: {value!r}")
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        raise FormError(f"timestamp without a time zone: {moment!r}")
+    return moment.astimezone(dt.UTC).strftime(TIMESTAMP_FORMAT)
 
 
 def timestamp_parse(value: str) -> dt.datetime:
-    """The instant of a timestamp as PostgreSQL's JSON or the canonical form writes it."""
+    """The instant of an ISO 8601 timestamp with an offset or `Z`."""
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
 
 
-def vector_canonical(value: Any) -> str:
-    # row_to_json writes a pgvector as its text "[0.1,0.2]"; the archives as a JSON array.
-    components = json.loads(value) if isinstance(value, str) else value
-    return struct.pack(f"<{len(components)}f", *components).hex()
-
-
-def row_canonical(table: str, row: dict[str, Any]) -> bytes:
-    """The canonical bytes of one row of `table` (a dict of column -> JSON value)."""
-    try:
-        columns = FORM_COLUMNS[table]
-    except KeyError:
-        raise FormError(f"table {table!r} is not in canonical form {FORM_VERSION}") from None
-    values: dict[str, Any] = {}
-    try:
-        for column in columns:
-            value = row[column]
-            if value is not None:
-                if column in _TIMESTAMPS:
-                    value = timestamp_canonical(value)
-                elif column in _VECTORS:
-                    value = vector_canonical(value)
-            values[column] = value
-    except KeyError as exc:
-        raise FormError(f"{table} row without column {exc.args[0]!r}") from None
-    except (TypeError, ValueError, struct.error) as exc:
-        raise FormError(f"{table} row {row.get('id')!r}: {exc}") from None
-    return _encode({"form": FORM_VERSION, "table": table, "row": values}).encode("utf-8")
-
-
-def row_hash(table: str, row: dict[str, Any]) -> bytes:
-    """SHA-256 of the row's canonical form: the leaf its seal's Merkle tree is built from."""
-    return hashlib.sha256(row_canonical(table, row)).digest()
+class FormError(ValueError):
+    """A line that is not in the canonical form."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 
 import pytest
+from django.db import connection
 
-from kubernaut_integrity.canonical import FormError, row_canonical, timestamp_canonical, vector_canonical
+from audit.sealed_rows import canonical_settings
+from kubernaut_integrity.canonical import FormError, canonical_sql, line_identity, row_hash, timestamp_canonical
 from kubernaut_integrity.merkle import merkle_root
 from kubernaut_integrity.seals import key_pair_write, private_key_load, public_keys_load, seal_make, table_entry
 
@@ -34,56 +37,46 @@ def test_empty_tree_is_the_hash_of_nothing() -> None:
     assert merkle_root([]).hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
-def _embedding_row(**overrides: object) -> dict[str, object]:
-    row: dict[str, object] = {
-        "id": 7,
-        "audit_type": "remediation",
-        "audit_id": 3,
-        "audit_recorded_at": "2026-12-02T10:00:00.5+00:00",
-        "remediation_request_id": "rr",
-        "namespace": "ns",
-        "target_type": "",
-        "target_name": "",
-        "signal_type": "",
-        "root_cause": "é",
-        "model": "m",
-        "dimensions": 2,
-        "input_sha256": "0" * 64,
-        "embedding": "[0.5,-1]",
-        "recorded_at": "2026-12-02T11:00:00+01:00",
-    }
-    row.update(overrides)
-    return row
-
-
+@pytest.mark.django_db
 def test_canonical_form_is_exact() -> None:
-    canonical = row_canonical("incident_embeddings", _embedding_row(extra_column="ignored"))
-    assert (
-        canonical
-        == (
-            '{"form":1,"row":{"audit_id":3,"audit_recorded_at":"2026-12-02T10:00:00.500000Z","audit_type":"remediation",'
-            '"dimensions":2,"embedding":"0000003f000080bf","id":7,"input_sha256":"' + "0" * 64 + '","model":"m",'
-            '"namespace":"ns","recorded_at":"2026-12-02T10:00:00.000000Z","remediation_request_id":"rr",'
-            '"root_cause":"é","signal_type":"","target_name":"","target_type":""},"table":"incident_embeddings"}'
-        ).encode()
+    """The form as docs/INTEGRITY.md states it, byte for byte, whatever the session's time zone."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL TimeZone = 'America/New_York'")
+        cursor.execute(
+            "INSERT INTO incident_embeddings (audit_type, audit_id, audit_recorded_at, remediation_request_id,"
+            " namespace, target_type, target_name, signal_type, root_cause, model, dimensions, input_sha256,"
+            " embedding, recorded_at) VALUES ('remediation', 3, '2026-12-02T10:00:00.5Z', 'rr', 'ns', '', '',"
+            " '', %s, 'm', 2, %s, '[0.5,-1]', '2026-12-02T11:00:00+01:00') RETURNING id",
+            ['é "quoted"\n', "0" * 64],
+        )
+        row_id = cursor.fetchone()[0]
+        canonical_settings(cursor)
+        cursor.execute(
+            f"SELECT {canonical_sql('incident_embeddings')} FROM incident_embeddings p WHERE id = %s", [row_id]
+        )
+        line = cursor.fetchone()[0]
+    assert line == (
+        f'{{"form" : 1, "table" : "incident_embeddings", "id" : {row_id}, "audit_type" : "remediation",'
+        ' "audit_id" : 3, "audit_recorded_at" : "2026-12-02T10:00:00.500000Z", "remediation_request_id" : "rr",'
+        ' "namespace" : "ns", "target_type" : "", "target_name" : "", "signal_type" : "",'
+        ' "root_cause" : "é \\"quoted\\"\\n", "model" : "m", "dimensions" : 2, "input_sha256" : "'
+        + "0" * 64
+        + '", "embedding" : "[0.5,-1]", "recorded_at" : "2026-12-02T10:00:00.000000Z"}'
     )
-    # The archives write the vector as an array, the database as pgvector text: same bytes.
-    assert row_canonical("incident_embeddings", _embedding_row(embedding=[0.5, -1.0])) == canonical
+    assert line_identity(line) == (row_id, "2026-12-02T10:00:00.000000Z")
+    assert row_hash(line) == hashlib.sha256(line.encode()).digest()
 
 
-def test_canonical_form_refuses_a_row_without_a_column() -> None:
-    row = _embedding_row()
-    del row["model"]
-    with pytest.raises(FormError, match="model"):
-        row_canonical("incident_embeddings", row)
-
-
-def test_timestamps_and_vectors() -> None:
-    assert timestamp_canonical("2026-12-02T13:00:00.123456+00:00") == "2026-12-02T13:00:00.123456Z"
-    assert timestamp_canonical("2026-12-02T15:00:00-02:00") == "2026-12-02T17:00:00.000000Z"
+def test_a_line_of_another_form_is_refused() -> None:
     with pytest.raises(FormError):
-        timestamp_canonical("2026-12-02T15:00:00")
-    assert vector_canonical([1.0]) == "0000803f"
+        line_identity('{"form" : 2, "id" : 1, "recorded_at" : "2026-12-02T10:00:00.000000Z"}')
+
+
+def test_timestamps() -> None:
+    moment = dt.datetime(2026, 12, 2, 15, 0, tzinfo=dt.timezone(dt.timedelta(hours=-2)))
+    assert timestamp_canonical(moment) == "2026-12-02T17:00:00.000000Z"
+    with pytest.raises(FormError):
+        timestamp_canonical(dt.datetime(2026, 12, 2))
 
 
 def test_seal_signature_and_key_rotation(tmp_path: Path) -> None:
