@@ -17,11 +17,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection, transaction
 from django.db.models import Q
-from psycopg import sql
 
 from audit.models import AuditSeal
-from audit.sealed_rows import WindowRows, rows_by_window
-from kubernaut_integrity.canonical import SEALED_TABLES, WINDOW_COLUMN, timestamp_canonical
+from audit.sealed_rows import WindowRows, earliest_recorded_at, rows_by_window
+from kubernaut_integrity.canonical import SEALED_TABLES, timestamp_canonical
 from kubernaut_integrity.findings import WindowIndex
 from kubernaut_integrity.seals import GENESIS_PREVIOUS, Seal, seal_file_name, seal_file_write, seal_make, table_entry
 from kubernaut_storage.partitioning import Partition
@@ -121,7 +120,7 @@ def _windows_to_seal(
         start = last.window_end
         first: list[tuple[dt.datetime, dt.datetime]] = []
     else:
-        earliest = _earliest_recorded_at()
+        earliest = earliest_recorded_at()
         regular = cutoff - GENESIS_WINDOWS * step
         start = window_floor(earliest, window_seconds) if earliest is not None else cutoff - step
         first = []
@@ -134,22 +133,11 @@ def _windows_to_seal(
     return windows
 
 
-def _earliest_recorded_at() -> dt.datetime | None:
-    union = sql.SQL(" UNION ALL ").join(
-        sql.SQL("(SELECT min({}) FROM {})").format(sql.Identifier(WINDOW_COLUMN), sql.Identifier(table))
-        for table in SEALED_TABLES
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("SELECT min(m) FROM ({}) AS mins(m)").format(union).as_string(cursor.cursor.connection))
-        earliest: dt.datetime | None = cursor.fetchone()[0]
-    return earliest
-
-
 def seal_lag_seconds(*, now: dt.datetime, window_seconds: int) -> float:
     """Age of the oldest closed window not yet sealed (0 when every closed window is sealed)."""
     last = AuditSeal.objects.order_by("-sequence").values_list("window_end", flat=True).first()
     if last is None:
-        earliest = _earliest_recorded_at()
+        earliest = earliest_recorded_at()
         if earliest is None:
             return 0.0
         last = window_floor(earliest, window_seconds)

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 
 from audit.models import AuditSeal
 from audit.retention import MANIFEST_SUFFIX
-from audit.sealed_rows import WindowRows, rows_by_window
+from audit.sealed_rows import WindowRows, earliest_recorded_at, rows_by_window
 from audit.sealing import seal_lag_seconds
 from kubernaut_integrity.canonical import SEALED_TABLES
 from kubernaut_integrity.findings import (
@@ -185,7 +185,8 @@ def _rows_check(
     first_start = dt.datetime.fromisoformat(index.starts[0].replace("Z", "+00:00"))
     last_end = dt.datetime.fromisoformat(max(index.ends).replace("Z", "+00:00"))
     # Rows before the first seal are checked too (none may exist) unless a range starts later.
-    start = time_from if time_from is not None and time_from > first_start else None
+    earliest = earliest_recorded_at() or first_start
+    start = time_from if time_from is not None and time_from > first_start else min(earliest, first_start)
     end = min(time_to, last_end) if time_to is not None else last_end
     by_window, outside = rows_by_window(windows=index, start=start, end=end, on_rows=on_rows)
     rows = sum(len(leaves) for window in by_window.values() for leaves in window.leaves.values()) + len(outside)
