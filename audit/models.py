@@ -42,6 +42,9 @@ class AuditRecord(models.Model):
     labels = models.JSONField(default=dict, blank=True)
     actor = models.CharField(max_length=255, help_text="The authenticated caller that wrote the record.")
     request_id = models.CharField(max_length=128)
+    # A write-time fingerprint of the request as received, not the row hash the seals are built
+    # from (that covers every column and the id, which the write does not know before it
+    # inserts; docs/INTEGRITY.md).
     content_sha256 = models.CharField(
         max_length=64, help_text="SHA-256 of the canonical payload, recorded_at and actor."
     )
