@@ -133,18 +133,6 @@ def _windows_to_seal(
     return windows
 
 
-def seal_lag_seconds(*, now: dt.datetime, window_seconds: int) -> float:
-    """Age of the oldest closed window not yet sealed (0 when every closed window is sealed)."""
-    last = AuditSeal.objects.order_by("-sequence").values_list("window_end", flat=True).first()
-    if last is None:
-        earliest = earliest_recorded_at()
-        if earliest is None:
-            return 0.0
-        last = window_floor(earliest, window_seconds)
-    oldest_unsealed_end = last + dt.timedelta(seconds=window_seconds)
-    return max(0.0, (now - oldest_unsealed_end).total_seconds())
-
-
 def seals_export(*, partition: Partition, directory: Path, seal_dir: Path) -> int:
     """Write beside an archive every seal covering rows of `partition`: the seals whose window
     overlaps its bounds, and those naming it (embeddings stored after their month). The copy in

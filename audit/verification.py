@@ -15,8 +15,8 @@ from django.db import connection, transaction
 
 from audit.models import AuditSeal
 from audit.retention import MANIFEST_SUFFIX
+from audit.seal_metrics import seal_lag
 from audit.sealed_rows import WindowRows, earliest_recorded_at, rows_by_window
-from audit.sealing import seal_lag_seconds
 from kubernaut_integrity.canonical import SEALED_TABLES
 from kubernaut_integrity.findings import (
     PARTITION_MISSING,
@@ -97,7 +97,10 @@ def audit_verify(
                 on_rows=on_rows,
             )
         if time_to is None:
-            lag = seal_lag_seconds(now=now, window_seconds=window_seconds)
+            last_end = AuditSeal.objects.order_by("-sequence").values_list("window_end", flat=True).first()
+            lag = seal_lag(
+                now=now, last_sealed_end=last_end, earliest=earliest_recorded_at(), window_seconds=window_seconds
+            )
             if lag > max_lag_seconds:
                 report.findings.append(
                     Finding(UNSEALED_LAG, f"the oldest closed window not sealed ended {lag:.0f} s ago")
