@@ -227,7 +227,7 @@ class AuditVerification(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     finished_at = models.DateTimeField(db_index=True)
-    clean = models.BooleanField()
+    passed = models.BooleanField(help_text="Nothing found.")
     findings = models.IntegerField()
     rows = models.BigIntegerField()
     seals = models.IntegerField()
@@ -236,4 +236,4 @@ class AuditVerification(models.Model):
         db_table = "audit_verifications"
 
     def __str__(self) -> str:
-        return f"verification at {self.finished_at:%Y-%m-%d %H:%M:%S}: {'clean' if self.clean else self.findings}"
+        return f"verification at {self.finished_at:%Y-%m-%d %H:%M:%S}: {'passed' if self.passed else self.findings}"

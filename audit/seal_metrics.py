@@ -30,9 +30,9 @@ STATE_SQL = (
     "SELECT statement_timestamp(),"  # noqa: S608
     " (SELECT window_end FROM audit_seals ORDER BY sequence DESC LIMIT 1),"
     f" (SELECT min(m) FROM ({_EARLIEST}) AS mins(m)),"
-    " v.finished_at, v.clean, v.findings"
+    " v.finished_at, v.passed, v.findings"
     " FROM (SELECT 1) AS one LEFT JOIN LATERAL"
-    " (SELECT finished_at, clean, findings FROM audit_verifications ORDER BY finished_at DESC LIMIT 1) AS v ON true"
+    " (SELECT finished_at, passed, findings FROM audit_verifications ORDER BY finished_at DESC LIMIT 1) AS v ON true"
 )
 
 
@@ -55,7 +55,7 @@ class SealCollector(Collector):
         except psycopg.Error as exc:
             logger.warning("seal metrics: database not readable: %s", exc)
             return
-        now, last_end, earliest, verified_at, clean, findings = state
+        now, last_end, earliest, verified_at, passed, findings = state
         lag = GaugeMetricFamily(
             "kubernaut_audit_seal_lag_seconds",
             "Age of the oldest closed window of the audit history not sealed yet (0: all sealed).",
@@ -73,7 +73,7 @@ class SealCollector(Collector):
             "kubernaut_audit_verify_last_clean",
             "1 if the last audit_verify run found nothing, 0 if it found something.",
         )
-        outcome.add_metric([], 1.0 if clean else 0.0)
+        outcome.add_metric([], 1.0 if passed else 0.0)
         yield outcome
         count = GaugeMetricFamily("kubernaut_audit_verify_last_findings", "Findings of the last audit_verify run.")
         count.add_metric([], float(findings))

@@ -77,7 +77,7 @@ class Migration(migrations.Migration):
             fields=[
                 ("id", models.BigAutoField(primary_key=True, serialize=False)),
                 ("finished_at", models.DateTimeField(db_index=True)),
-                ("clean", models.BooleanField()),
+                ("passed", models.BooleanField(help_text="Nothing found.")),
                 ("findings", models.IntegerField()),
                 ("rows", models.BigIntegerField()),
                 ("seals", models.IntegerField()),

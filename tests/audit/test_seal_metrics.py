@@ -33,7 +33,7 @@ def test_lag_and_last_verification_are_exported(tmp_path: Path, settings: Any) -
     seal_now(private, tmp_path / "seals", ahead_seconds=1)
     assert _sample(registry, "kubernaut_audit_seal_lag_seconds") == 0.0
 
-    AuditVerification.objects.create(finished_at=timezone.now(), clean=False, findings=3, rows=10, seals=2)
+    AuditVerification.objects.create(finished_at=timezone.now(), passed=False, findings=3, rows=10, seals=2)
     assert _sample(registry, "kubernaut_audit_verify_last_clean") == 0.0
     assert _sample(registry, "kubernaut_audit_verify_last_findings") == 3.0
     assert _sample(registry, "kubernaut_audit_verify_last_run_timestamp_seconds") == pytest.approx(

@@ -88,7 +88,7 @@ class Command(BaseCommand):
             )
         AuditVerification.objects.create(
             finished_at=timezone.now(),
-            clean=report.clean,
+            passed=report.clean,
             findings=len(report.findings),
             rows=report.rows,
             seals=report.seals,
