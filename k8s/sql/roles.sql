@@ -45,6 +45,9 @@ GRANT USAGE ON SCHEMA public TO :"runtime";
 -- the sealing job seals can no longer gain a row. The owner's maintenance commands are not bound.
 ALTER ROLE :"runtime" SET statement_timeout = '5s';
 ALTER ROLE :"runtime" SET idle_in_transaction_session_timeout = '5s';
+-- The insert trigger refuses rows further behind their statement than this (the service also
+-- sends it as a connection option; this covers poolers that drop startup options).
+ALTER ROLE :"runtime" SET kubernaut.audit_max_write_lag = '10s';
 
 -- Tables the owner creates later (new partitions, new tables) are readable at once.
 -- Nothing else is a default: every write privilege below is named table by table.
