@@ -99,8 +99,14 @@ def chain_check(seals: Sequence[Seal], *, before: Seal | None = None, excerpt: b
             )
         seen_windows.setdefault((start, end), sequence)
         if previous is None:
-            if body["previous"] == GENESIS_PREVIOUS and sequence != 1 and not excerpt:
-                findings.append(Finding(SEAL_MALFORMED, "a chain start that is not seal 1", seal=sequence))
+            if excerpt:  # an export may start anywhere in the chain
+                pass
+            elif sequence != 1:
+                findings.append(
+                    Finding(SEAL_MISSING, f"the chain starts at {sequence}: seal(s) before it missing", seal=sequence)
+                )
+            elif body["previous"] != GENESIS_PREVIOUS:
+                findings.append(Finding(SEAL_CHAIN_BROKEN, "seal 1 names a predecessor", seal=sequence))
         else:
             before_body = previous.body
             expected = before_body["sequence"] + 1

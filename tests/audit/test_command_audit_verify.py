@@ -194,3 +194,12 @@ def test_seal_removed_everywhere_still_leaves_a_gap(sealed: dict[str, Any]) -> N
     clean, report = verify(sealed["public"], seal_dir=sealed["seal_dir"])
     assert not clean
     assert ("seal_missing", None, None, last) in findings_of(report)
+
+
+def test_first_seal_deleted_everywhere_is_named(sealed: dict[str, Any]) -> None:
+    with triggers_bypassed() as cursor:
+        cursor.execute("DELETE FROM audit_seals WHERE sequence = 1")
+    (sealed["seal_dir"] / "seal-000000000001.json").unlink()
+    clean, report = verify(sealed["public"], seal_dir=sealed["seal_dir"])
+    assert not clean
+    assert ("seal_missing", None, None, 2) in findings_of(report)
