@@ -24,7 +24,7 @@ def covering_seal_html(recorded_at: Any) -> SafeString:
         .first()
     )
     if seal is None:
-        return format_html("<em>not yet sealed</em>")
+        return SafeString("<em>not yet sealed</em>")
     return format_html(
         '<a href="{}">seal {}</a>, window [{}, {}) UTC, root <code>{}</code>, key <code>{}</code>',
         reverse("admin:audit_auditseal_change", args=[seal.sequence]),
