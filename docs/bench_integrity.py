@@ -10,16 +10,20 @@ database, never production):
 It migrates the database, empties the sealed tables and the seals (the scratch database only:
 it refuses a database whose name does not end in `_bench`), writes --rows remediation records,
 each with a 384-d embedding (so 2 x --rows sealed rows), server-side with INSERT ... SELECT,
-spread over the hour that ended an hour ago, with a realistic payload; then runs `audit_seal`
-and `audit_verify` once each and prints rows, seconds and rows/s of both.
+spread over one hour three months ago, with a realistic payload; then times `audit_seal`,
+`audit_verify`, `audit_retention --older-than 2` (archiving that month with its seals) and
+the standalone `python -m kubernaut_integrity` on the archives, and prints rows, seconds and
+rows/s of each.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,10 +40,18 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.test import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from kubernaut_integrity.seals import key_pair_write  # noqa: E402
-from kubernaut_storage.partitioning import partitions_ensure  # noqa: E402
+from kubernaut_storage.partitioning import (  # noqa: E402
+    PARTITIONED_TABLES,
+    add_months,
+    month_start,
+    partition_create,
+    partition_for,
+    partitions_ensure,
+)
 
 PAYLOAD = {
     "name": "rr-payments-oom-7f3c",
@@ -95,7 +107,10 @@ def main() -> None:
         sys.exit(f"refusing to empty {name!r}: set EMBEDDED_POSTGRES_DATABASE to a scratch *_bench database")
     call_command("migrate", verbosity=0)
     now = timezone.now()
+    month = add_months(month_start(now), -3)
     partitions_ensure(now=now, months_ahead=1)
+    for table in PARTITIONED_TABLES:
+        partition_create(partition_for(table, month))
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE audit_seals, audit_remediation, audit_aianalysis, audit_workflow, audit_execution,"
@@ -105,7 +120,7 @@ def main() -> None:
         started = time.perf_counter()
         cursor.execute(
             LOAD_SQL,
-            {"payload": json.dumps(PAYLOAD), "rows": arguments.rows, "start": now - timezone.timedelta(hours=2)},
+            {"payload": json.dumps(PAYLOAD), "rows": arguments.rows, "start": month + dt.timedelta(days=1)},
         )
         print(f"loaded {2 * arguments.rows} rows in {time.perf_counter() - started:.1f} s")
         cursor.execute("ANALYZE")
@@ -119,10 +134,35 @@ def main() -> None:
         started = time.perf_counter()
         call_command("audit_verify", "--public-key", str(public), "--seal-dir", str(seal_dir), "--json", stdout=out)
         verifying = time.perf_counter() - started
-    report = json.loads(out.getvalue())
-    rows = report["rows"]
-    print(f"audit_seal:   {rows} rows in {sealing:.2f} s = {rows / sealing:,.0f} rows/s")
-    print(f"audit_verify: {rows} rows, {report['seals']} seals in {verifying:.2f} s = {rows / verifying:,.0f} rows/s")
+        report = json.loads(out.getvalue())
+        rows = report["rows"]
+        print(f"audit_seal:   {rows} rows in {sealing:.2f} s = {rows / sealing:,.0f} rows/s")
+        print(
+            f"audit_verify: {rows} rows, {report['seals']} seals in {verifying:.2f} s = {rows / verifying:,.0f} rows/s"
+        )
+        archive_dir = Path(scratch) / "archives"
+        started = time.perf_counter()
+        with override_settings(AUDIT_SEAL_DIR=str(seal_dir)):
+            call_command(
+                "audit_retention", "--older-than", "2", "--archive-dir", str(archive_dir), "--yes", stdout=io.StringIO()
+            )
+        archiving = time.perf_counter() - started
+        print(
+            f"audit_retention: {rows} rows archived with their seals in {archiving:.2f} s = {rows / archiving:,.0f} rows/s"
+        )
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "kubernaut_integrity", str(archive_dir), "--public-key", str(public), "--json"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        standalone = time.perf_counter() - started
+        checked = json.loads(done.stdout)["rows"]
+        print(
+            f"python -m kubernaut_integrity: {checked} archived rows in {standalone:.2f} s = {checked / standalone:,.0f} rows/s"
+        )
 
 
 if __name__ == "__main__":
