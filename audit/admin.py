@@ -23,6 +23,7 @@ from audit.admin_display import (
     record_similar_incidents_html,
     related_records_html,
 )
+from audit.admin_seals import covering_seal_html
 from audit.admin_support import ReadOnlyAdmin, choices_filter, exact_value_filter
 from audit.models import AIAnalysisAudit, AuditRecord, ExecutionAudit, RemediationAudit, WorkflowAudit
 from audit.serializers import TARGET_TYPES
@@ -52,6 +53,7 @@ class AuditRecordAdmin(ReadOnlyAdmin):
         "payload_html",
         "related_html",
         "similar_html",
+        "seal_html",
     )
     #: The type-specific columns on the record page, after the common ones.
     type_fields: tuple[str, ...] = ()
@@ -66,7 +68,7 @@ class AuditRecordAdmin(ReadOnlyAdmin):
             ("Similar incidents", {"fields": ["similar_html"]}),
             ("Labels", {"fields": ["labels_html"]}),
             ("Payload as received", {"fields": ["payload_html"], "classes": ["wide"]}),
-            ("Integrity", {"fields": ["actor", "request_id", "content_sha256"]}),
+            ("Integrity", {"fields": ["actor", "request_id", "content_sha256", "seal_html"]}),
         ]
 
     def get_search_results(
@@ -103,6 +105,10 @@ class AuditRecordAdmin(ReadOnlyAdmin):
     @admin.display(description="references")
     def related_html(self, obj: AuditRecord) -> SafeString:
         return related_records_html(obj)
+
+    @admin.display(description="sealed by")
+    def seal_html(self, obj: AuditRecord) -> SafeString:
+        return covering_seal_html(obj.recorded_at)
 
     @admin.display(description="nearest by embedding")
     def similar_html(self, obj: AuditRecord) -> SafeString:

@@ -42,6 +42,9 @@ class AuditRecord(models.Model):
     labels = models.JSONField(default=dict, blank=True)
     actor = models.CharField(max_length=255, help_text="The authenticated caller that wrote the record.")
     request_id = models.CharField(max_length=128)
+    # A write-time fingerprint of the request as received, not the row hash the seals are built
+    # from (that covers every column and the id, which the write does not know before it
+    # inserts; docs/INTEGRITY.md).
     content_sha256 = models.CharField(
         max_length=64, help_text="SHA-256 of the canonical payload, recorded_at and actor."
     )
@@ -189,3 +192,48 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.key}"
+
+
+class AuditSeal(models.Model):
+    """One sealed window of `recorded_at` (docs/INTEGRITY.md): the Ed25519-signed seal body and
+    the columns the database and the admin look it up by.
+
+    `body` is the exact signed text; the other columns repeat what it says, for indexes only:
+    verification trusts the body and its signature, never them. Append-only like the audit
+    tables; a copy of every seal is also written to AUDIT_SEAL_DIR, outside the database.
+    """
+
+    sequence = models.BigIntegerField(primary_key=True)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    row_count = models.BigIntegerField(help_text="Rows of every sealed table in the window.")
+    root = models.CharField(max_length=64, help_text="Merkle root of the window (hex).")
+    key_id = models.CharField(max_length=80, help_text="The signing key: SHA-256 of the Ed25519 public key.")
+    sealed_at = models.DateTimeField()
+    body = models.TextField(help_text="The signed seal, canonical JSON.")
+    signature = models.BinaryField(help_text="Ed25519 signature over the body.")
+
+    class Meta:
+        db_table = "audit_seals"
+        ordering = ["-sequence"]
+        indexes = [models.Index(fields=["window_start"], name="audit_seals_window_start_idx")]
+
+    def __str__(self) -> str:
+        return f"seal {self.sequence} [{self.window_start:%Y-%m-%d %H:%M:%S}, {self.window_end:%H:%M:%S})"
+
+
+class AuditVerification(models.Model):
+    """The outcome of one `audit_verify` run, for the metrics (the command runs in a Job)."""
+
+    id = models.BigAutoField(primary_key=True)
+    finished_at = models.DateTimeField(db_index=True)
+    passed = models.BooleanField(help_text="Nothing found.")
+    findings = models.IntegerField()
+    rows = models.BigIntegerField()
+    seals = models.IntegerField()
+
+    class Meta:
+        db_table = "audit_verifications"
+
+    def __str__(self) -> str:
+        return f"verification at {self.finished_at:%Y-%m-%d %H:%M:%S}: {'passed' if self.passed else self.findings}"

@@ -6,11 +6,14 @@ deletes rows: it removes whole monthly partitions, of the four audit tables and 
 
 1. lock the partition against writes (SHARE: readers go on; only a late embedding backfill
    into that month would wait) and read it in id order through a server-side cursor;
-2. write `<partition>.jsonl.gz` (one JSON object per row, vectors as float arrays), hashing the
-   compressed bytes as they are written;
+2. write `<partition>.jsonl.gz` (one JSON object per row: the row's canonical form, exactly
+   the bytes its seal hashed; docs/INTEGRITY.md), hashing the compressed bytes as they are
+   written;
 3. verify: re-read the file, check its SHA-256, decompress and parse every line, and compare
    the count with `count(*)` of the still-locked partition;
-4. write `<partition>.manifest.json` (table, partition, bounds, row count, SHA-256, created at);
+4. write `<partition>.manifest.json` (table, partition, bounds, row count, SHA-256, created at)
+   and, beside it, the seal files covering the partition's rows (docs/INTEGRITY.md), so the
+   archive can be verified with nothing but the public key;
 5. DETACH PARTITION and DROP it, and forget the embedding backlog of that month (those rows can
    never be embedded now) — all in the transaction that took the lock, so a partition is gone
    only if its verified archive is on disk.
@@ -35,7 +38,10 @@ from django.db import connection, transaction
 from psycopg import sql
 
 from audit.models import AuditKind
+from audit.sealed_rows import canonical_settings
+from audit.sealing import seals_export
 from embeddings.models import EmbeddingBacklog
+from kubernaut_integrity.canonical import canonical_sql
 from kubernaut_storage.partitioning import (
     Partition,
     PartitionStats,
@@ -97,14 +103,18 @@ def expired_partitions(*, now: dt.datetime, older_than_months: int) -> list[Part
     return sorted(expired, key=lambda stats: (stats.partition.starts, stats.partition.table))
 
 
+MANIFEST_SUFFIX = ".manifest.json"
+
+
 def archive_paths(archive_dir: Path, partition: Partition) -> tuple[Path, Path]:
-    return archive_dir / f"{partition.name}.jsonl.gz", archive_dir / f"{partition.name}.manifest.json"
+    return archive_dir / f"{partition.name}.jsonl.gz", archive_dir / f"{partition.name}{MANIFEST_SUFFIX}"
 
 
 def partition_retire(
     *,
     partition: Partition,
     archive_dir: Path,
+    seal_dir: Path,
     now: dt.datetime,
     lock_timeout_s: float = 10,
     on_rows: Callable[[int], None] | None = None,
@@ -139,6 +149,7 @@ def partition_retire(
             created_at=now,
         )
         _write_atomically(manifest_path, json.dumps(manifest.as_json(), indent=2).encode() + b"\n")
+        seals_export(partition=partition, directory=archive_dir, seal_dir=seal_dir)
         cursor.execute(_sql("ALTER TABLE {} DETACH PARTITION {}", partition.table, partition.name, cursor=cursor))
         cursor.execute(_sql("DROP TABLE {}", partition.name, cursor=cursor))
         kind = _KIND_OF_TABLE.get(partition.table)
@@ -167,23 +178,6 @@ def _sql(template: str, *identifiers: str, cursor: Any) -> str:
     return composed.as_string(cursor.cursor.connection)
 
 
-def _row_json_expression(table: str) -> sql.Composable:
-    """`row_to_json(p)`, with pgvector columns as float arrays (they would be strings)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND NOT attisdropped"
-            " AND attnum > 0 AND atttypid = 'vector'::regtype ORDER BY attnum",
-            [table],
-        )
-        vectors = [row[0] for row in cursor.fetchall()]
-    if not vectors:
-        return sql.SQL("row_to_json(p)::text")
-    overrides = sql.SQL(", ").join(
-        sql.SQL("{}, p.{}::real[]").format(sql.Literal(name), sql.Identifier(name)) for name in vectors
-    )
-    return sql.SQL("(to_jsonb(p) || jsonb_build_object({}))::text").format(overrides)
-
-
 class _HashingWriter:
     """A binary file that hashes and counts what is written through it."""
 
@@ -203,13 +197,18 @@ class _HashingWriter:
 
 def _archive_write(*, partition: Partition, path: Path, on_rows: Callable[[int], None] | None) -> tuple[int, str, int]:
     """Stream the partition into a gzip JSON Lines file; return (rows, SHA-256, bytes)."""
-    expression = _row_json_expression(partition.table)
-    query = sql.SQL("SELECT {} FROM {} AS p ORDER BY p.id").format(expression, sql.Identifier(partition.name))
+    # Each line is the row's canonical form (docs/INTEGRITY.md): the bytes its seal hashed.
+    query = sql.SQL("SELECT {} FROM {} AS p ORDER BY p.id").format(
+        sql.SQL(canonical_sql(partition.table)),  # type: ignore[arg-type]
+        sql.Identifier(partition.name),
+    )
     temporary = path.with_name(path.name + ".tmp")
     rows = 0
     connection.ensure_connection()
     raw = connection.connection
     assert raw is not None
+    with raw.cursor() as settings_cursor:
+        canonical_settings(settings_cursor)
     with temporary.open("wb") as file:
         hashing = _HashingWriter(file)
         # mtime=0 and no file name in the header: the same rows always give the same bytes.

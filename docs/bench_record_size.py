@@ -37,7 +37,7 @@ from django.db import connection  # noqa: E402
 
 from bench.prefill import LOCAL_MODEL, PRIMARY_MODEL, prefill  # noqa: E402
 from embeddings.ann_indexes import AnnIndex, ann_index_build  # noqa: E402
-from kubernaut_storage.partitioning import PARTITIONED_TABLES  # noqa: E402
+from kubernaut_storage.partitioning import partitioned_tables  # noqa: E402
 
 SIZES = """
 SELECT sum(pg_total_relation_size(inhrelid)), sum(pg_indexes_size(inhrelid)), sum(pg_relation_size(inhrelid))
@@ -53,7 +53,7 @@ def conninfo() -> str:
 def table_sizes() -> dict[str, dict[str, int]]:
     sizes = {}
     with connection.cursor() as cursor:
-        for table in PARTITIONED_TABLES:
+        for table in partitioned_tables():
             cursor.execute(SIZES, [table])
             total, indexes, heap = cursor.fetchone()
             sizes[table] = {"total": int(total or 0), "indexes": int(indexes or 0), "heap": int(heap or 0)}

@@ -53,6 +53,9 @@ class IncidentEmbedding(models.Model):
             models.Index(fields=["audit_recorded_at"], name="incident_emb_recorded_idx"),
             models.Index(fields=["audit_type", "audit_recorded_at"], name="incident_emb_type_rec_idx"),
             models.Index(fields=["model", "audit_recorded_at"], name="incident_emb_model_rec_idx"),
+            # Sealing reads a window of when vectors were stored (docs/INTEGRITY.md), which the
+            # partitioning (by the audit row's time) cannot narrow down.
+            models.Index(fields=["recorded_at"], name="incident_emb_stored_idx"),
         ]
 
     def __str__(self) -> str:

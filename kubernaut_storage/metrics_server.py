@@ -20,6 +20,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from audit.seal_metrics import SealCollector
+
 logger = logging.getLogger(__name__)
 
 METRICS_PATH = "/metrics"
@@ -36,6 +38,8 @@ class MetricsServer:
     def __init__(self, *, host: str, port: int, multiproc_dir: str, token: str | None) -> None:
         self.registry = CollectorRegistry()
         MultiProcessCollector(self.registry, path=multiproc_dir)
+        # Read from the database at scrape time: the sealing Jobs are never scraped themselves.
+        self.registry.register(SealCollector())
         self._token = token.encode() if token else None
         self._server = _Server((host, port), self._handler_class())
         self._thread: threading.Thread | None = None

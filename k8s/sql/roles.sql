@@ -40,6 +40,14 @@ GRANT USAGE, CREATE ON SCHEMA public TO :"owner";
 SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), :'runtime') \gexec
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO :"runtime";
+-- A write commits within a bounded time after its recorded_at (docs/INTEGRITY.md): together
+-- with AUDIT_WRITE_MAX_LAG_SECONDS these keep it below AUDIT_SEAL_SETTLE_SECONDS, so a window
+-- the sealing job seals can no longer gain a row. The owner's maintenance commands are not bound.
+ALTER ROLE :"runtime" SET statement_timeout = '5s';
+ALTER ROLE :"runtime" SET idle_in_transaction_session_timeout = '5s';
+-- The insert trigger refuses rows further behind their statement than this (the service also
+-- sends it as a connection option; this covers poolers that drop startup options).
+ALTER ROLE :"runtime" SET kubernaut.audit_max_write_lag = '10s';
 
 -- Tables the owner creates later (new partitions, new tables) are readable at once.
 -- Nothing else is a default: every write privilege below is named table by table.

@@ -266,6 +266,36 @@ AUDIT_ARCHIVE_DIR = Path(env.str("AUDIT_ARCHIVE_DIR", default=str(BASE_DIR / ".d
 # The admin shows timestamps to the second, ISO-like (kubernaut_storage/formats/en/formats.py).
 FORMAT_MODULE_PATH = ["kubernaut_storage.formats"]
 
+# --- Sealed audit history (docs/INTEGRITY.md) -------------------------------------------------
+# `audit_seal` seals each window of this many seconds of recorded_at once it ended more than
+# AUDIT_SEAL_SETTLE_SECONDS ago. Windows are aligned to the epoch and must divide a day, so no
+# window spans two monthly partitions.
+AUDIT_SEAL_WINDOW_SECONDS = env.int("AUDIT_SEAL_WINDOW_SECONDS", default=60)
+if AUDIT_SEAL_WINDOW_SECONDS < 1 or 86400 % AUDIT_SEAL_WINDOW_SECONDS:
+    raise ImproperlyConfigured("AUDIT_SEAL_WINDOW_SECONDS must divide 86400 (a day)")
+# Longer than a write can take from taking its recorded_at to committing (bounded by
+# AUDIT_WRITE_MAX_LAG_SECONDS and the runtime role's statement and idle timeouts).
+AUDIT_SEAL_SETTLE_SECONDS = env.int("AUDIT_SEAL_SETTLE_SECONDS", default=60)
+# The database refuses a row whose recorded_at is more than this behind its INSERT statement's
+# start (the kubernaut.audit_max_write_lag session setting); 0 leaves it unchecked.
+AUDIT_WRITE_MAX_LAG_SECONDS = env.int("AUDIT_WRITE_MAX_LAG_SECONDS", default=10)
+if AUDIT_WRITE_MAX_LAG_SECONDS > 0:
+    if AUDIT_WRITE_MAX_LAG_SECONDS >= AUDIT_SEAL_SETTLE_SECONDS:
+        raise ImproperlyConfigured("AUDIT_WRITE_MAX_LAG_SECONDS must be below AUDIT_SEAL_SETTLE_SECONDS")
+    DATABASES["default"]["OPTIONS"]["options"] = (
+        DATABASES["default"]["OPTIONS"].get("options", "")
+        + f" -c kubernaut.audit_max_write_lag={AUDIT_WRITE_MAX_LAG_SECONDS}s"
+    ).strip()
+# The copy of every seal outside the database (a volume, a synced bucket, WORM storage).
+AUDIT_SEAL_DIR = Path(env.str("AUDIT_SEAL_DIR", default=str(BASE_DIR / ".data" / "seals")))
+# The Ed25519 signing key (PEM), for `audit_seal` only: the API pods never need it.
+AUDIT_SEAL_PRIVATE_KEY_FILE = env.str("AUDIT_SEAL_PRIVATE_KEY_FILE", default="")
+# Trusted public keys (PEM files, comma-separated) for `audit_verify` and `audit_archive_verify`
+# when no --public-key is given: every key that ever signed, to verify across a rotation.
+AUDIT_SEAL_PUBLIC_KEY_FILES = env.list("AUDIT_SEAL_PUBLIC_KEY_FILES", default=[])
+# `audit_verify` reports a closed window still unsealed this long after it ended.
+AUDIT_SEAL_MAX_LAG_SECONDS = env.int("AUDIT_SEAL_MAX_LAG_SECONDS", default=900)
+
 # --- Logging ---------------------------------------------------------------------------------
 # One JSON object per line on stderr, the same shape as gunicorn's own lines (logs.py).
 LOGGING_CONFIG = "kubernaut_storage.logs.logging_configure"

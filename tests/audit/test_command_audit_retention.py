@@ -127,7 +127,7 @@ def test_yes_archives_verifies_and_drops_only_the_expired_partitions(old_month, 
     embedding_manifest = manifest_verify(tmp_path / f"{embeddings.name}.manifest.json")
     assert embedding_manifest["row_count"] == 3
     vectors = [
-        json.loads(line)["embedding"]
+        json.loads(json.loads(line)["embedding"])  # pgvector's text form, as the canonical form has it
         for line in gzip.decompress((tmp_path / embedding_manifest["archive"]).read_bytes()).decode().splitlines()
     ]
     assert [len(vector) for vector in vectors] == [384, 384, 384]

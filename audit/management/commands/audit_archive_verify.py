@@ -1,4 +1,4 @@
-"""Re-check archives written by audit_retention against their manifests (read-only)."""
+"""Re-check archives written by audit_retention against their manifests and seals (read-only)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,34 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.retention import ArchiveVerificationError, manifest_verify
+from kubernaut_integrity.archive import archive_verify
+from kubernaut_integrity.seals import public_keys_load, seal_files
 
 
 class Command(BaseCommand):
     help = (
         "Verify partition archives against their manifests: the SHA-256 of each .jsonl.gz file, "
-        "that every line is JSON, and that the line count equals the manifest's row_count. Takes "
-        "manifest files or directories of them (default: AUDIT_ARCHIVE_DIR). Changes nothing; exits "
-        "non-zero if any archive fails, e.g. after copying archives to long-term storage."
+        "that every line is JSON, and that the line count equals the manifest's row_count. With trusted "
+        "public keys (--public-key, or AUDIT_SEAL_PUBLIC_KEY_FILES), every archived row is also checked "
+        "against the signed seal files beside the archives, naming each modified, deleted or inserted "
+        "row (what `python -m kubernaut_integrity` does for a third party). Takes manifest files or "
+        "directories of them (default: AUDIT_ARCHIVE_DIR). Changes nothing; exits non-zero if any "
+        "archive fails, e.g. after copying archives to long-term storage."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("paths", nargs="*", type=Path, help="*.manifest.json files or directories")
+        parser.add_argument(
+            "--public-key",
+            dest="public_keys",
+            type=Path,
+            action="append",
+            default=None,
+            metavar="FILE",
+            help="a trusted seal public key (PEM), repeatable (default AUDIT_SEAL_PUBLIC_KEY_FILES)",
+        )
 
-    def handle(self, *args: Any, paths: list[Path], **options: Any) -> None:
+    def handle(self, *args: Any, paths: list[Path], public_keys: list[Path] | None, **options: Any) -> None:
         manifests: list[Path] = []
         for path in paths or [Path(settings.AUDIT_ARCHIVE_DIR)]:
             manifests.extend(sorted(path.glob("*.manifest.json")) if path.is_dir() else [path])
@@ -37,6 +51,26 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.ERROR(f"FAILED {manifest_path.name}: {exc}"))
                 continue
             self.stdout.write(f"ok {manifest['partition']}: {manifest['row_count']} rows, sha256 matches")
-        if failed:
-            raise CommandError(f"{failed} of {len(manifests)} archive(s) failed verification")
+        key_files = public_keys or [Path(name) for name in settings.AUDIT_SEAL_PUBLIC_KEY_FILES]
+        findings = 0
+        if key_files:
+            trusted = public_keys_load(key_files)
+            for directory in sorted({manifest.parent for manifest in manifests}):
+                if not seal_files(directory):
+                    self.stdout.write(
+                        self.style.WARNING(f"no seal files in {directory}: rows not checked against seals")
+                    )
+                    continue
+                report = archive_verify(directory, trusted)
+                for finding in report.findings:
+                    self.stdout.write(self.style.ERROR(str(finding)))
+                findings += len(report.findings)
+                self.stdout.write(
+                    f"{directory}: {report.rows} row(s) against {report.seals} seal(s): "
+                    + ("clean" if report.clean else f"{len(report.findings)} finding(s)")
+                )
+        if failed or findings:
+            raise CommandError(
+                f"{failed} of {len(manifests)} archive(s) failed verification, {findings} seal finding(s)"
+            )
         self.stdout.write(self.style.SUCCESS(f"{len(manifests)} archive(s) verified."))

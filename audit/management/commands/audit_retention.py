@@ -26,9 +26,9 @@ class Command(BaseCommand):
         "entirely before the month N months ago, then detach and drop it. Each partition is "
         "written to <archive-dir>/<partition>.jsonl.gz (gzip JSON Lines, one row per line) with "
         "<partition>.manifest.json (table, partition, bounds, row count, SHA-256 of the archive, "
-        "created at); the archive is re-read and verified before the partition is dropped, in the "
-        "transaction that locked it. The current month and newer are never touched. Without --yes "
-        "it only prints the plan."
+        "created at) and the seal files covering its rows (from AUDIT_SEAL_DIR); the archive is "
+        "re-read and verified before the partition is dropped, in the transaction that locked it. "
+        "The current month and newer are never touched. Without --yes it only prints the plan."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -103,6 +103,7 @@ class Command(BaseCommand):
                     manifest = partition_retire(
                         partition=partition,
                         archive_dir=archive_dir,
+                        seal_dir=Path(settings.AUDIT_SEAL_DIR),
                         now=now,
                         lock_timeout_s=lock_timeout,
                         on_rows=progress.update,

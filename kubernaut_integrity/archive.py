@@ -1,0 +1,189 @@
+"""Verify an exported period with nothing but the public key: the retention archives
+(`<partition>.jsonl.gz` + `<partition>.manifest.json`) and the seal files written beside them.
+
+1. Each archive must match its manifest (SHA-256, size, row count).
+2. Each seal must be well-formed and signed by a trusted key; seals with consecutive numbers
+   must link (previous hash, adjoining windows).
+3. The exported seals must cover, without a gap, every month of an exported audit table from
+   the start of the chain (seal 1's window) or the month's start.
+4. Every archived row is hashed in the canonical form and sorted into the seal whose window
+   holds its recorded_at; each table's part of a seal whose partitions are all exported must
+   match its count and Merkle root, and the seal file's leaves then name each row that differs.
+   A part that also needs partitions not exported (an embedding stored months after its audit
+   row) is counted as not checkable here, not as a finding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from kubernaut_integrity.canonical import SEALED_TABLES, line_identity, row_hash, timestamp_canonical, timestamp_parse
+from kubernaut_integrity.findings import (
+    ARCHIVE_CORRUPT,
+    ROW_INSERTED,
+    SEAL_MISSING,
+    Finding,
+    WindowIndex,
+    chain_check,
+    leaves_check,
+    seal_check,
+)
+from kubernaut_integrity.seals import GENESIS_PREVIOUS, Leaves, SealFile, seal_file_read, seal_files
+
+MANIFEST_GLOB = "*.manifest.json"
+
+
+@dataclass
+class ArchiveReport:
+    findings: list[Finding] = field(default_factory=list)
+    archives: int = 0
+    seals: int = 0
+    rows: int = 0
+    not_checkable: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "archives": self.archives,
+            "seals": self.seals,
+            "rows": self.rows,
+            "table_parts_not_checkable": self.not_checkable,
+            "findings": [finding.as_json() for finding in self.findings],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Archive:
+    table: str
+    partition: str
+    starts: dt.datetime
+    ends: dt.datetime
+    path: Path
+
+
+def manifest_problem(manifest: Mapping[str, Any], directory: Path) -> str | None:
+    """Why the archive does not match its manifest (SHA-256, size, lines), or None."""
+    path = directory / manifest["archive"]
+    if not path.is_file():
+        return f"{path.name} is missing"
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    if digest.hexdigest() != manifest["archive_sha256"] or size != manifest["archive_bytes"]:
+        return f"{path.name}: SHA-256 {digest.hexdigest()} ({size} bytes) is not the manifest's"
+    return None
+
+
+def archive_verify(directory: Path, trusted: Mapping[str, Ed25519PublicKey]) -> ArchiveReport:
+    report = ArchiveReport()
+    archives: list[_Archive] = []
+    for manifest_path in sorted(directory.glob(MANIFEST_GLOB)):
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        report.archives += 1
+        problem = manifest_problem(manifest, directory)
+        if problem is not None:
+            report.findings.append(Finding(ARCHIVE_CORRUPT, problem, table=manifest.get("table")))
+            continue
+        archives.append(
+            _Archive(
+                table=manifest["table"],
+                partition=manifest["partition"],
+                starts=timestamp_parse(manifest["bounds"]["from"]),
+                ends=timestamp_parse(manifest["bounds"]["to"]),
+                path=directory / manifest["archive"],
+            )
+        )
+    files = {}
+    for path in seal_files(directory):
+        copy = seal_file_read(path)
+        files[copy.seal.body["sequence"]] = copy
+    report.seals = len(files)
+    ordered = [files[sequence].seal for sequence in sorted(files)]
+    for seal in ordered:
+        report.findings += seal_check(seal, trusted)
+    report.findings += chain_check(ordered, excerpt=True)
+    report.findings += _coverage(archives, files)
+    _rows_check(archives, files, report)
+    return report
+
+
+def _coverage(archives: list[_Archive], files: Mapping[int, SealFile]) -> list[Finding]:
+    windows = sorted((copy.seal.body["window"]["start"], copy.seal.body["window"]["end"]) for copy in files.values())
+    genesis = next((copy.seal.body for copy in files.values() if copy.seal.body["previous"] == GENESIS_PREVIOUS), None)
+    findings = []
+    months = {(archive.starts, archive.ends) for archive in archives if archive.table != "incident_embeddings"}
+    for starts, ends in sorted(months):
+        position = _iso(starts)
+        if genesis is not None:
+            position = max(position, genesis["window"]["start"])
+        stop = _iso(ends)
+        for start, end in windows:
+            if end <= position:
+                continue
+            if start > position and position < stop:
+                findings.append(Finding(SEAL_MISSING, f"no exported seal covers [{position}, {min(start, stop)})"))
+            position = max(position, end)
+        if position < stop:
+            findings.append(Finding(SEAL_MISSING, f"no exported seal covers [{position}, {stop})"))
+    return findings
+
+
+def _rows_check(archives: list[_Archive], files: Mapping[int, SealFile], report: ArchiveReport) -> None:
+    index = WindowIndex.of_seals(copy.seal for copy in files.values())
+    found: dict[tuple[int, str], Leaves] = {}
+    for archive in archives:
+        for row_id, recorded_at, digest in _archive_rows(archive):
+            report.rows += 1
+            sequence = index.key_of(recorded_at)
+            if sequence is None:
+                report.findings.append(
+                    Finding(
+                        ROW_INSERTED,
+                        f"recorded_at {recorded_at} is in no exported seal's window",
+                        table=archive.table,
+                        row_id=row_id,
+                    )
+                )
+                continue
+            found.setdefault((sequence, archive.table), []).append((row_id, digest))
+    exported = {archive.partition for archive in archives}
+    tables = {archive.table for archive in archives}
+    for sequence in sorted(files):
+        copy = files[sequence]
+        for table in SEALED_TABLES:
+            entry = copy.seal.body["tables"].get(table, {})
+            needed = set(entry.get("partitions", []))
+            if table not in tables or not needed <= exported:
+                if needed & exported:
+                    report.not_checkable += 1
+                continue
+            actual = sorted(found.get((sequence, table), []))
+            sealed_leaves = copy.leaves.get(table) if copy.leaves is not None else None
+            report.findings += leaves_check(seal=copy.seal, table=table, actual=actual, sealed_leaves=sealed_leaves)
+
+
+def _archive_rows(archive: _Archive) -> Iterator[tuple[int, str, bytes]]:
+    """(id, recorded_at, row hash) of each line: the line is the row's canonical form."""
+    with gzip.open(archive.path, "rt", encoding="utf-8", newline="\n") as lines:
+        for line in lines:
+            text = line.removesuffix("\n")
+            row_id, recorded_at = line_identity(text)
+            yield row_id, recorded_at, row_hash(text)
+
+
+_iso = timestamp_canonical
