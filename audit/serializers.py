@@ -136,9 +136,7 @@ class StepStatusSerializer(CamelCaseSerializer):
     started_at = RFC3339DateTimeField(required=False)
     completed_at = RFC3339DateTimeField(required=False)
     retry_count = StrictIntegerField(required=False, min_value=0, max_value=limits.STEP_MAX_RETRIES)
-    message = StrictCharField(
-        required=False, allow_blank=True, multiline=True, max_length=limits.STEP_MESSAGE_LENGTH
-    )
+    message = StrictCharField(required=False, allow_blank=True, multiline=True, max_length=limits.STEP_MESSAGE_LENGTH)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         errors = _time_order_errors(attrs)
@@ -163,7 +161,8 @@ class AuditRecordSerializer(CamelCaseSerializer):
     completed_at = RFC3339DateTimeField(required=False)
     correlation_id = PatternField(
         pattern=_CORRELATION_ID,
-        description=f"Must be 1-{limits.CORRELATION_ID_LENGTH} of A-Z a-z 0-9 . _ : - and start with a letter or digit.",
+        description=f"Must be 1-{limits.CORRELATION_ID_LENGTH} of A-Z a-z 0-9 . _ : - "
+        "and start with a letter or digit.",
         max_length=limits.CORRELATION_ID_LENGTH,
     )
     labels = kubernetes_labels_field(required=False)

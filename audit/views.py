@@ -35,8 +35,8 @@ from kubernaut_storage.auth import (
 from kubernaut_storage.errors import correlation_id_of
 from kubernaut_storage.identity import LOCAL_ACTOR, request_actor
 from kubernaut_storage.metrics import AUDIT_WRITES, VALIDATION_FAILURES
-from kubernaut_storage.openapi import WRITE_HEADERS, write_responses
 from kubernaut_storage.middleware import log_fields_add
+from kubernaut_storage.openapi import WRITE_HEADERS, write_responses
 
 AuditCreatedSerializer = inline_serializer(
     "AuditCreated",

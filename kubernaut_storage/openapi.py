@@ -22,7 +22,9 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 _ProblemErrorSerializer = inline_serializer(
     "ProblemFieldError",
     fields={
-        "field": serializers.CharField(allow_blank=True, help_text="The field's path as sent, e.g. labels or stepStatuses[0].name."),
+        "field": serializers.CharField(
+            allow_blank=True, help_text="The field's path as sent, e.g. labels or stepStatuses[0].name."
+        ),
         "code": serializers.CharField(),
         "message": serializers.CharField(),
     },
@@ -65,8 +67,7 @@ _RESPONSE_HEADERS: dict[str, JSONSchema] = {
 }
 _CREATED_HEADERS: dict[str, JSONSchema] = {
     "Idempotent-Replayed": {
-        "description": "`true` when this 201 replays the answer to an earlier request with the same "
-        "Idempotency-Key.",
+        "description": "`true` when this 201 replays the answer to an earlier request with the same Idempotency-Key.",
         "schema": {"type": "string", "enum": ["true"]},
     },
 }

@@ -50,7 +50,8 @@ def _string_cases(name: str, field: StrictCharField) -> Iterator[Case]:
         return
     if isinstance(field, PatternField):
         # Every pattern here (names, ids, the hex fingerprint) takes a run of "a".
-        assert field.max_length is not None and field.pattern.match("a" * field.max_length), name
+        assert field.max_length is not None, name
+        assert field.pattern.match("a" * field.max_length), name
         yield f"{name} at max", {name: "a" * field.max_length}, None
         yield f"{name} past max", {name: "a" * (field.max_length + 1)}, name
         return
@@ -119,7 +120,8 @@ def field_cases(name: str, field: serializers.Field) -> Iterator[Case]:
         longest = max(field.choices, key=len)
         yield f"{name} longest choice", {name: longest}, None
     elif isinstance(field, serializers.ListField):
-        assert isinstance(field.child, StrictCharField) and field.child.max_length is not None
+        assert isinstance(field.child, StrictCharField)
+        assert field.child.max_length is not None
         most, item = field.max_length, field.child.max_length
         yield f"{name} at max", {name: [WIDE * item] * most}, None
         yield f"{name} past max items", {name: [WIDE] * (most + 1)}, name
@@ -169,9 +171,7 @@ def test_every_field_is_covered():
     for kind in AuditKind:
         covered = {re.match(r"[A-Za-z]+", what)[0] for what, _, _ in kind_cases(kind)}  # type: ignore[index]
         bounded = {
-            camel(name)
-            for name, field in AUDIT_SERIALIZERS[kind]().fields.items()
-            if not isinstance(field, UNBOUNDED)
+            camel(name) for name, field in AUDIT_SERIALIZERS[kind]().fields.items() if not isinstance(field, UNBOUNDED)
         }
         assert bounded <= covered, bounded - covered
 

@@ -68,7 +68,11 @@ schema = schemathesis.openapi.from_dict(
     config=schemathesis.Config.from_dict(
         {
             "generation": {"mode": "all", "max-examples": FUZZ_EXAMPLES, "database": "none"},
-            "phases": {"examples": {"enabled": True}, "coverage": {"enabled": COVERAGE_PHASE}, "fuzzing": {"enabled": True}},
+            "phases": {
+                "examples": {"enabled": True},
+                "coverage": {"enabled": COVERAGE_PHASE},
+                "fuzzing": {"enabled": True},
+            },
             # A batch above its maxItems is refused 413 (too large), as the document says.
             "checks": {"negative_data_rejection": {"expected-statuses": [400, 413, 415, 422]}},
         }
