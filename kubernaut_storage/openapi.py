@@ -71,6 +71,13 @@ _CREATED_HEADERS: dict[str, JSONSchema] = {
         "schema": {"type": "string", "enum": ["true"]},
     },
 }
+_CORRELATION_HEADER: dict[str, JSONSchema] = {
+    "X-Correlation-ID": {
+        "description": "The stored record's correlationId.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+}
 _UNAVAILABLE_HEADERS: dict[str, JSONSchema] = {
     "Retry-After": {
         "description": "Seconds to wait before retrying.",
@@ -167,12 +174,14 @@ def merge_blank_alternatives(result: dict[str, Any], **kwargs: Any) -> dict[str,
 
 def document_response_headers(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the headers every answer carries (it has no API for them)."""
-    for path in result.get("paths", {}).values():
+    for url, path in result.get("paths", {}).items():
         for operation in path.values():
             for code, response in operation.get("responses", {}).items():
                 headers = dict(_RESPONSE_HEADERS)
                 if code == "201":
                     headers.update(_CREATED_HEADERS)
+                    if not url.endswith("/batch"):  # a batch's records carry their own ids
+                        headers.update(_CORRELATION_HEADER)
                 if code == "503":
                     headers.update(_UNAVAILABLE_HEADERS)
                 response["headers"] = headers
