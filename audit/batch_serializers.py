@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import PolymorphicProxySerializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
@@ -125,5 +126,9 @@ AuditBatchRecordSerializer = PolymorphicProxySerializer(
 )
 AuditBatchSerializer = inline_serializer(
     "AuditBatch",
-    fields={"records": serializers.ListField(child=AuditBatchRecordSerializer, min_length=1)},
+    fields={
+        "records": serializers.ListField(
+            child=AuditBatchRecordSerializer, min_length=1, max_length=settings.AUDIT_BATCH_MAX_RECORDS
+        )
+    },
 )

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from audit import limits
+
 
 class AuditKind(models.TextChoices):
     REMEDIATION = "remediation", "Remediation request"
@@ -31,14 +33,14 @@ class AuditRecord(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     recorded_at = models.DateTimeField(help_text="Server receive time; the partition key.")
-    name = models.CharField(max_length=253)
-    namespace = models.CharField(max_length=63)
+    name = models.CharField(max_length=limits.K8S_NAME_LENGTH)
+    namespace = models.CharField(max_length=limits.K8S_NAMESPACE_LENGTH)
     phase = models.CharField(max_length=16, choices=Phase.choices)
     message = models.TextField(blank=True, default="")
     created_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
-    correlation_id = models.CharField(max_length=255)
+    correlation_id = models.CharField(max_length=limits.CORRELATION_ID_LENGTH)
     labels = models.JSONField(default=dict, blank=True)
     actor = models.CharField(max_length=255, help_text="The authenticated caller that wrote the record.")
     request_id = models.CharField(max_length=128)
@@ -78,14 +80,14 @@ class RemediationAudit(AuditRecord):
 
     kind = AuditKind.REMEDIATION
     signal_type = models.CharField(max_length=32)
-    signal_name = models.CharField(max_length=253)
-    signal_namespace = models.CharField(max_length=63)
+    signal_name = models.CharField(max_length=limits.NAME_TEXT_LENGTH)
+    signal_namespace = models.CharField(max_length=limits.K8S_NAMESPACE_LENGTH)
     target_type = models.CharField(max_length=32)
-    target_name = models.CharField(max_length=253)
-    target_namespace = models.CharField(max_length=63)
+    target_name = models.CharField(max_length=limits.K8S_NAME_LENGTH)
+    target_namespace = models.CharField(max_length=limits.K8S_NAMESPACE_LENGTH)
     environment = models.CharField(max_length=16, blank=True, default="")
     priority = models.CharField(max_length=2, blank=True, default="")
-    fingerprint = models.CharField(max_length=64, blank=True, default="")
+    fingerprint = models.CharField(max_length=limits.FINGERPRINT_LENGTH, blank=True, default="")
 
     class Meta(AuditRecord.Meta):
         db_table = "audit_remediation"
@@ -103,13 +105,13 @@ class AIAnalysisAudit(AuditRecord):
     """An AI analysis of a remediation request (AI Analysis controller)."""
 
     kind = AuditKind.AI_ANALYSIS
-    remediation_request_ref = models.CharField(max_length=253)
+    remediation_request_ref = models.CharField(max_length=limits.K8S_NAME_LENGTH)
     signal_type = models.CharField(max_length=32, blank=True, default="")
-    llm_provider = models.CharField(max_length=64, blank=True, default="")
-    llm_model = models.CharField(max_length=253, blank=True, default="")
+    llm_provider = models.CharField(max_length=limits.PROVIDER_ID_LENGTH, blank=True, default="")
+    llm_model = models.CharField(max_length=limits.NAME_TEXT_LENGTH, blank=True, default="")
     root_cause = models.TextField(blank=True, default="")
     confidence = models.FloatField(null=True, blank=True)
-    recommended_action = models.CharField(max_length=253, blank=True, default="")
+    recommended_action = models.CharField(max_length=limits.NAME_TEXT_LENGTH, blank=True, default="")
     requires_approval = models.BooleanField(null=True, blank=True)
 
     class Meta(AuditRecord.Meta):
@@ -126,9 +128,9 @@ class WorkflowAudit(AuditRecord):
     """A workflow execution (Workflow Execution controller)."""
 
     kind = AuditKind.WORKFLOW
-    remediation_request_ref = models.CharField(max_length=253)
-    ai_analysis_ref = models.CharField(max_length=253, blank=True, default="")
-    workflow_name = models.CharField(max_length=253)
+    remediation_request_ref = models.CharField(max_length=limits.K8S_NAME_LENGTH)
+    ai_analysis_ref = models.CharField(max_length=limits.K8S_NAME_LENGTH, blank=True, default="")
+    workflow_name = models.CharField(max_length=limits.NAME_TEXT_LENGTH)
     step_count = models.PositiveIntegerField(null=True, blank=True)
     completed_count = models.PositiveIntegerField(null=True, blank=True)
     failed_count = models.PositiveIntegerField(null=True, blank=True)
@@ -142,12 +144,12 @@ class ExecutionAudit(AuditRecord):
     """One Kubernetes action run by the Kubernetes Executor."""
 
     kind = AuditKind.EXECUTION
-    workflow_execution_ref = models.CharField(max_length=253)
-    step_name = models.CharField(max_length=253, blank=True, default="")
-    action_type = models.CharField(max_length=253)
+    workflow_execution_ref = models.CharField(max_length=limits.K8S_NAME_LENGTH)
+    step_name = models.CharField(max_length=limits.NAME_TEXT_LENGTH, blank=True, default="")
+    action_type = models.CharField(max_length=limits.ACTION_TYPE_LENGTH)
     target_type = models.CharField(max_length=32, blank=True, default="")
-    target_name = models.CharField(max_length=253, blank=True, default="")
-    target_namespace = models.CharField(max_length=63, blank=True, default="")
+    target_name = models.CharField(max_length=limits.K8S_NAME_LENGTH, blank=True, default="")
+    target_namespace = models.CharField(max_length=limits.K8S_NAMESPACE_LENGTH, blank=True, default="")
     action_result = models.TextField(blank=True, default="")
     is_rolled_back = models.BooleanField(null=True, blank=True)
 
@@ -179,7 +181,7 @@ class IdempotencyKey(models.Model):
     id = models.BigAutoField(primary_key=True)
     actor = models.CharField(max_length=255)
     kind = models.CharField(max_length=16, choices=AuditKind.choices)
-    key = models.CharField(max_length=255)
+    key = models.CharField(max_length=limits.IDEMPOTENCY_KEY_LENGTH)
     request_sha256 = models.CharField(max_length=64)
     response_body = models.JSONField()
     created_at = models.DateTimeField(db_index=True)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
+from audit import limits
 from audit.fields import (
     Base64Field,
     BoundedJSONObjectField,
@@ -52,10 +53,10 @@ TARGET_TYPES = [
     "configmap",
 ]
 
-_CORRELATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
-_TOKEN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_ACTION_TYPE = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
-_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+_CORRELATION_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._:-]{{0,{limits.CORRELATION_ID_LENGTH - 1}}}$")
+_PROVIDER_ID = re.compile(rf"^[a-z0-9][a-z0-9._-]{{0,{limits.PROVIDER_ID_LENGTH - 1}}}$")
+_ACTION_TYPE = re.compile(rf"^[a-z][a-z0-9_.-]{{0,{limits.ACTION_TYPE_LENGTH - 1}}}$")
+_FINGERPRINT = re.compile(rf"^[0-9a-f]{{{limits.FINGERPRINT_LENGTH}}}$")
 
 
 def camel(name: str) -> str:
@@ -63,19 +64,32 @@ def camel(name: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-def _time_order_errors(attrs: Mapping[str, Any]) -> dict[str, list[str]]:
+#: The codes of the rules that relate fields to each other (or to the clock). JSON Schema cannot
+#: state them; the OpenAPI document describes them in words, and only they can refuse a body the
+#: schema calls valid.
+CROSS_FIELD_CODES = frozenset({"time_order", "future", "exceeds_step_count"})
+
+CrossFieldErrors = dict[str, list[ErrorDetail]]
+
+
+def _cross_field_error(message: str, code: str) -> list[ErrorDetail]:
+    assert code in CROSS_FIELD_CODES
+    return [ErrorDetail(message, code=code)]
+
+
+def _time_order_errors(attrs: Mapping[str, Any]) -> CrossFieldErrors:
     """`createdAt ≤ startedAt ≤ completedAt` where present (start/end only for steps).
 
     Cross-field errors are keyed by the camelCase name the caller sent, like field errors.
     """
-    errors: dict[str, list[str]] = {}
+    errors: CrossFieldErrors = {}
     created, started, completed = attrs.get("created_at"), attrs.get("started_at"), attrs.get("completed_at")
     if created and started and started < created:
-        errors["startedAt"] = ["Must not be before createdAt."]
+        errors["startedAt"] = _cross_field_error("Must not be before createdAt.", "time_order")
     if completed and started and completed < started:
-        errors["completedAt"] = ["Must not be before startedAt."]
+        errors["completedAt"] = _cross_field_error("Must not be before startedAt.", "time_order")
     elif completed and created and completed < created:
-        errors["completedAt"] = ["Must not be before createdAt."]
+        errors["completedAt"] = _cross_field_error("Must not be before createdAt.", "time_order")
     return errors
 
 
@@ -115,12 +129,14 @@ class CamelCaseSerializer(serializers.Serializer):
 
 
 class StepStatusSerializer(CamelCaseSerializer):
-    name = StrictCharField(max_length=253)
+    """One step of a workflow. `completedAt` must not be before `startedAt` (error code `time_order`)."""
+
+    name = StrictCharField(max_length=limits.NAME_TEXT_LENGTH)
     phase = StrictChoiceField(choices=Phase.values)
     started_at = RFC3339DateTimeField(required=False)
     completed_at = RFC3339DateTimeField(required=False)
-    retry_count = StrictIntegerField(required=False, min_value=0, max_value=1000)
-    message = StrictCharField(required=False, allow_blank=True, multiline=True, max_bytes=4096)
+    retry_count = StrictIntegerField(required=False, min_value=0, max_value=limits.STEP_MAX_RETRIES)
+    message = StrictCharField(required=False, allow_blank=True, multiline=True, max_length=limits.STEP_MESSAGE_LENGTH)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         errors = _time_order_errors(attrs)
@@ -130,35 +146,38 @@ class StepStatusSerializer(CamelCaseSerializer):
 
 
 class AuditRecordSerializer(CamelCaseSerializer):
-    """The fields common to all four audit types."""
+    """An audit record. Beyond each field's own rules: `createdAt` must not be more than 5 minutes
+    in the future (error code `future`), and `createdAt ≤ startedAt ≤ completedAt` where present
+    (error code `time_order`)."""
 
     kind: AuditKind
 
     name = dns_subdomain_field()
     namespace = dns_label_field()
     phase = StrictChoiceField(choices=Phase.values)
-    message = StrictCharField(required=False, allow_blank=True, multiline=True, max_bytes=10 * 1024)
+    message = StrictCharField(required=False, allow_blank=True, multiline=True, max_length=limits.MESSAGE_LENGTH)
     created_at = RFC3339DateTimeField()
     started_at = RFC3339DateTimeField(required=False)
     completed_at = RFC3339DateTimeField(required=False)
     correlation_id = PatternField(
         pattern=_CORRELATION_ID,
-        description="Must be 1-255 of A-Z a-z 0-9 . _ : - and start with a letter or digit.",
-        max_length=255,
+        description=f"Must be 1-{limits.CORRELATION_ID_LENGTH} of A-Z a-z 0-9 . _ : - "
+        "and start with a letter or digit.",
+        max_length=limits.CORRELATION_ID_LENGTH,
     )
     labels = kubernetes_labels_field(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         errors = _time_order_errors(attrs)
         if attrs["created_at"] > timezone.now() + CREATED_AT_MAX_SKEW:
-            errors["createdAt"] = ["Must not be more than 5 minutes in the future."]
+            errors["createdAt"] = _cross_field_error("Must not be more than 5 minutes in the future.", "future")
         errors.update(self.validate_kind(attrs))
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
 
-    def validate_kind(self, attrs: dict[str, Any]) -> dict[str, list[str]]:
-        """Cross-field rules of one audit type; camelCase field name → messages."""
+    def validate_kind(self, attrs: dict[str, Any]) -> CrossFieldErrors:
+        """Cross-field rules of one audit type; camelCase field name → errors."""
         return {}
 
 
@@ -166,7 +185,7 @@ class RemediationAuditSerializer(AuditRecordSerializer):
     kind = AuditKind.REMEDIATION
 
     signal_type = StrictChoiceField(choices=["prometheus", "kubernetes-event"])
-    signal_name = StrictCharField(max_length=253)
+    signal_name = StrictCharField(max_length=limits.NAME_TEXT_LENGTH)
     signal_namespace = dns_label_field()
     target_type = StrictChoiceField(choices=TARGET_TYPES)
     target_name = dns_subdomain_field()
@@ -174,10 +193,13 @@ class RemediationAuditSerializer(AuditRecordSerializer):
     environment = StrictChoiceField(choices=["production", "staging", "development"], required=False)
     priority = StrictChoiceField(choices=["P0", "P1", "P2", "P3"], required=False)
     fingerprint = PatternField(
-        pattern=_FINGERPRINT, description="Must be 64 lowercase hexadecimal characters.", required=False
+        pattern=_FINGERPRINT,
+        description=f"Must be {limits.FINGERPRINT_LENGTH} lowercase hexadecimal characters.",
+        max_length=limits.FINGERPRINT_LENGTH,
+        required=False,
     )
-    reason = StrictCharField(required=False, allow_blank=True, multiline=True, max_bytes=4096)
-    original_payload = Base64Field(required=False, allow_blank=True, max_length=512 * 1024)
+    reason = StrictCharField(required=False, allow_blank=True, multiline=True, max_length=limits.REASON_LENGTH)
+    original_payload = Base64Field(required=False, allow_blank=True, max_length=limits.ORIGINAL_PAYLOAD_LENGTH)
 
 
 class AIAnalysisAuditSerializer(AuditRecordSerializer):
@@ -185,48 +207,73 @@ class AIAnalysisAuditSerializer(AuditRecordSerializer):
 
     remediation_request_ref = dns_subdomain_field()
     signal_type = StrictChoiceField(choices=["prometheus", "kubernetes-event"], required=False)
-    signal_context = BoundedJSONObjectField(required=False)
-    llm_provider = PatternField(
-        pattern=_TOKEN, description="Must be a provider id such as openai, anthropic or local.", required=False
+    signal_context = BoundedJSONObjectField(
+        required=False,
+        max_depth=limits.SIGNAL_CONTEXT_MAX_DEPTH,
+        max_items=limits.SIGNAL_CONTEXT_MAX_ITEMS,
+        max_string_length=limits.SIGNAL_CONTEXT_STRING_LENGTH,
     )
-    llm_model = StrictCharField(required=False, max_length=253)
+    llm_provider = PatternField(
+        pattern=_PROVIDER_ID,
+        description="Must be a provider id such as openai, anthropic or local.",
+        max_length=limits.PROVIDER_ID_LENGTH,
+        required=False,
+    )
+    llm_model = StrictCharField(required=False, max_length=limits.NAME_TEXT_LENGTH)
     temperature = StrictFloatField(required=False, min_value=0, max_value=2)
-    root_cause = StrictCharField(required=False, allow_blank=True, multiline=True, max_bytes=10 * 1024)
+    root_cause = StrictCharField(required=False, allow_blank=True, multiline=True, max_length=limits.MESSAGE_LENGTH)
     confidence = StrictFloatField(required=False, min_value=0, max_value=1)
-    recommended_action = StrictCharField(required=False, allow_blank=True, multiline=True, max_bytes=4096)
+    # What the column holds: a recommended action is short; the reasoning goes in rootCause.
+    recommended_action = StrictCharField(
+        required=False, allow_blank=True, multiline=True, max_length=limits.NAME_TEXT_LENGTH
+    )
     requires_approval = StrictBooleanField(required=False)
-    investigation_id = StrictCharField(required=False, max_length=255)
-    tokens_used = StrictIntegerField(required=False, min_value=1, max_value=100_000_000)
-    investigation_time_seconds = StrictFloatField(required=False, min_value=0, max_value=7 * 24 * 3600)
+    investigation_id = StrictCharField(required=False, max_length=limits.INVESTIGATION_ID_LENGTH)
+    tokens_used = StrictIntegerField(required=False, min_value=1, max_value=limits.MAX_TOKENS_USED)
+    investigation_time_seconds = StrictFloatField(
+        required=False, min_value=0, max_value=limits.MAX_INVESTIGATION_SECONDS
+    )
 
 
 class WorkflowAuditSerializer(AuditRecordSerializer):
+    """A workflow execution's audit record. Beyond each field's own rules: `createdAt` must not be
+    more than 5 minutes in the future (error code `future`), `createdAt ≤ startedAt ≤ completedAt`
+    where present (`time_order`), and when `stepCount` is given, `currentStep`, the sum
+    `completedCount + failedCount + skippedCount` and the number of `stepStatuses` must not exceed
+    it (`exceeds_step_count`)."""
+
     kind = AuditKind.WORKFLOW
 
     remediation_request_ref = dns_subdomain_field()
     ai_analysis_ref = dns_subdomain_field(required=False)
-    workflow_name = StrictCharField(max_length=253)
+    workflow_name = StrictCharField(max_length=limits.NAME_TEXT_LENGTH)
     is_auto_approved = StrictBooleanField(required=False)
     requires_approval = StrictBooleanField(required=False)
-    step_count = StrictIntegerField(required=False, min_value=1, max_value=1000)
-    current_step = StrictIntegerField(required=False, min_value=0, max_value=1000)
-    completed_count = StrictIntegerField(required=False, min_value=0, max_value=1000)
-    failed_count = StrictIntegerField(required=False, min_value=0, max_value=1000)
-    skipped_count = StrictIntegerField(required=False, min_value=0, max_value=1000)
-    step_statuses = StepStatusSerializer(many=True, required=False, max_length=1000)  # type: ignore[call-arg]
+    step_count = StrictIntegerField(required=False, min_value=1, max_value=limits.WORKFLOW_MAX_STEPS)
+    current_step = StrictIntegerField(required=False, min_value=0, max_value=limits.WORKFLOW_MAX_STEPS)
+    completed_count = StrictIntegerField(required=False, min_value=0, max_value=limits.WORKFLOW_MAX_STEPS)
+    failed_count = StrictIntegerField(required=False, min_value=0, max_value=limits.WORKFLOW_MAX_STEPS)
+    skipped_count = StrictIntegerField(required=False, min_value=0, max_value=limits.WORKFLOW_MAX_STEPS)
+    step_statuses = StepStatusSerializer(  # type: ignore[call-arg]
+        many=True, required=False, max_length=limits.WORKFLOW_MAX_STEPS
+    )
 
-    def validate_kind(self, attrs: dict[str, Any]) -> dict[str, list[str]]:
-        errors: dict[str, list[str]] = {}
+    def validate_kind(self, attrs: dict[str, Any]) -> CrossFieldErrors:
+        errors: CrossFieldErrors = {}
         step_count = attrs.get("step_count")
         if step_count is None:
             return errors
         if attrs.get("current_step", 0) > step_count:
-            errors["currentStep"] = ["Must not exceed stepCount."]
+            errors["currentStep"] = _cross_field_error("Must not exceed stepCount.", "exceeds_step_count")
         done = sum(attrs.get(name, 0) for name in ("completed_count", "failed_count", "skipped_count"))
         if done > step_count:
-            errors["completedCount"] = ["completedCount + failedCount + skippedCount must not exceed stepCount."]
+            errors["completedCount"] = _cross_field_error(
+                "completedCount + failedCount + skippedCount must not exceed stepCount.", "exceeds_step_count"
+            )
         if len(attrs.get("step_statuses", [])) > step_count:
-            errors["stepStatuses"] = ["Must not list more steps than stepCount."]
+            errors["stepStatuses"] = _cross_field_error(
+                "Must not list more steps than stepCount.", "exceeds_step_count"
+            )
         return errors
 
 
@@ -234,12 +281,18 @@ class ExecutionAuditSerializer(AuditRecordSerializer):
     kind = AuditKind.EXECUTION
 
     workflow_execution_ref = dns_subdomain_field()
-    step_name = StrictCharField(required=False, max_length=253)
+    step_name = StrictCharField(required=False, max_length=limits.NAME_TEXT_LENGTH)
     action_type = PatternField(
-        pattern=_ACTION_TYPE, description="Must be an action id such as scale_deployment or restart_pod."
+        pattern=_ACTION_TYPE,
+        description="Must be an action id such as scale_deployment or restart_pod.",
+        max_length=limits.ACTION_TYPE_LENGTH,
     )
     action_data = StringMapField(
-        required=False, max_entries=64, max_key_bytes=253, max_value_bytes=4096, multiline_values=True
+        required=False,
+        max_entries=limits.ACTION_DATA_MAX_ENTRIES,
+        max_key_length=limits.ACTION_DATA_KEY_LENGTH,
+        max_value_length=limits.ACTION_DATA_VALUE_LENGTH,
+        multiline_values=True,
     )
     target_type = StrictChoiceField(choices=TARGET_TYPES, required=False)
     target_name = dns_subdomain_field(required=False)
@@ -247,13 +300,21 @@ class ExecutionAuditSerializer(AuditRecordSerializer):
     enable_dry_run = StrictBooleanField(required=False)
     enable_validation = StrictBooleanField(required=False)
     enable_rollback = StrictBooleanField(required=False)
-    action_result = StrictCharField(required=False, allow_blank=True, multiline=True, max_bytes=10 * 1024)
-    resource_version = StrictCharField(required=False, max_length=64)
-    previous_version = StrictCharField(required=False, max_length=64)
-    dry_run_result = StrictCharField(required=False, allow_blank=True, multiline=True, max_bytes=10 * 1024)
-    validation_result = StrictCharField(required=False, allow_blank=True, multiline=True, max_bytes=10 * 1024)
+    action_result = StrictCharField(
+        required=False, allow_blank=True, multiline=True, max_length=limits.RESULT_TEXT_LENGTH
+    )
+    resource_version = StrictCharField(required=False, max_length=limits.RESOURCE_VERSION_LENGTH)
+    previous_version = StrictCharField(required=False, max_length=limits.RESOURCE_VERSION_LENGTH)
+    dry_run_result = StrictCharField(
+        required=False, allow_blank=True, multiline=True, max_length=limits.RESULT_TEXT_LENGTH
+    )
+    validation_result = StrictCharField(
+        required=False, allow_blank=True, multiline=True, max_length=limits.RESULT_TEXT_LENGTH
+    )
     validation_warnings = serializers.ListField(
-        child=StrictCharField(max_bytes=1024, multiline=True), required=False, max_length=100
+        child=StrictCharField(max_length=limits.VALIDATION_WARNING_LENGTH, multiline=True),
+        required=False,
+        max_length=limits.VALIDATION_WARNINGS_MAX_ITEMS,
     )
     is_rolled_back = StrictBooleanField(required=False)
 

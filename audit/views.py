@@ -10,7 +10,7 @@ from collections import Counter
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import UnsupportedMediaType, ValidationError
@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit import limits
 from audit.batch_serializers import AuditBatchSerializer, audit_batch_envelope, audit_batch_validated
 from audit.batch_services import audit_batch_create
 from audit.models import AuditKind
@@ -35,8 +36,7 @@ from kubernaut_storage.errors import correlation_id_of
 from kubernaut_storage.identity import LOCAL_ACTOR, request_actor
 from kubernaut_storage.metrics import AUDIT_WRITES, VALIDATION_FAILURES
 from kubernaut_storage.middleware import log_fields_add
-
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
+from kubernaut_storage.openapi import WRITE_HEADERS, write_responses
 
 AuditCreatedSerializer = inline_serializer(
     "AuditCreated",
@@ -54,7 +54,6 @@ AuditBatchCreatedSerializer = inline_serializer(
 )
 #: The `kind` label of a batch request's outcome when no record was stored.
 BATCH_KIND_LABEL = "batch"
-_PROBLEM = OpenApiResponse(description="RFC 9457 problem details (application/problem+json)")
 
 
 def write_outcome(*, status_code: int, replayed: bool) -> str:
@@ -98,8 +97,8 @@ class AuditWriteApi(APIView):
         if request.content_type.split(";")[0].strip().lower() != "application/json":
             raise UnsupportedMediaType(request.content_type or "(none)")
         idempotency_key = request.headers.get("Idempotency-Key")
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
-            raise ValidationError({"Idempotency-Key": [f"Must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} characters."]})
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= limits.IDEMPOTENCY_KEY_LENGTH:
+            raise ValidationError({"Idempotency-Key": [f"Must be 1-{limits.IDEMPOTENCY_KEY_LENGTH} characters."]})
         return idempotency_key
 
 
@@ -120,16 +119,7 @@ class AuditCreateApi(AuditWriteApi):
         # drf-spectacular reads the request body schema from here, per endpoint.
         return AUDIT_SERIALIZERS[self.audit_kind]
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
-            OpenApiParameter("X-Request-ID", str, OpenApiParameter.HEADER, required=False),
-        ],
-        responses={
-            201: AuditCreatedSerializer,
-            **{code: _PROBLEM for code in (400, 401, 403, 409, 413, 415, 422, 503)},
-        },
-    )
+    @extend_schema(parameters=WRITE_HEADERS, responses=write_responses(AuditCreatedSerializer))
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         idempotency_key = self.idempotency_key_of(request)
         write = audit_record_create(
@@ -168,15 +158,7 @@ class AuditBatchCreateApi(AuditWriteApi):
             VALIDATION_FAILURES.labels(kind=BATCH_KIND_LABEL).inc()
 
     @extend_schema(
-        request=AuditBatchSerializer,
-        parameters=[
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
-            OpenApiParameter("X-Request-ID", str, OpenApiParameter.HEADER, required=False),
-        ],
-        responses={
-            201: AuditBatchCreatedSerializer,
-            **{code: _PROBLEM for code in (400, 401, 403, 409, 413, 415, 422, 503)},
-        },
+        request=AuditBatchSerializer, parameters=WRITE_HEADERS, responses=write_responses(AuditBatchCreatedSerializer)
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         idempotency_key = self.idempotency_key_of(request)

@@ -179,9 +179,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # 3.1 is JSON Schema 2020-12: `propertyNames` (the rules for map keys) exists only there.
+    "OAS_VERSION": "3.1.0",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "kubernaut_storage.openapi.camelize_component_fields",
+        "kubernaut_storage.openapi.close_request_bodies",
+        "kubernaut_storage.openapi.merge_blank_alternatives",
+        "kubernaut_storage.openapi.document_response_headers",
     ],
 }
 
