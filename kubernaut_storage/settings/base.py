@@ -146,8 +146,12 @@ AUDIT_MAX_BODY_BYTES = env.int("AUDIT_MAX_BODY_BYTES", default=1024 * 1024)
 AUDIT_BATCH_MAX_RECORDS = env.int("AUDIT_BATCH_MAX_RECORDS", default=500)
 if AUDIT_BATCH_MAX_RECORDS < 1:
     raise ImproperlyConfigured("AUDIT_BATCH_MAX_RECORDS must be >= 1")
-# Our parser enforces AUDIT_MAX_BODY_BYTES itself and answers 413 as problem+json.
-DATA_UPLOAD_MAX_MEMORY_SIZE = None
+# The audit API's parser reads its stream up to AUDIT_MAX_BODY_BYTES itself (413 as
+# problem+json); Django's own form limits (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB) stay on for
+# everything else, the admin's login form included.
+# No view takes files: a multipart file part is read and discarded, never spooled to /tmp
+# (a memory-backed emptyDir in the pod).
+FILE_UPLOAD_HANDLERS: list[str] = []
 
 # --- Authentication and authorization ------------------------------------------------------
 # AUTH_MODE ("tokenreview" | "none"), KUBERNETES_TOKENREVIEW, AUDIT_WRITERS: see the module.
