@@ -163,6 +163,9 @@ DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_
 # Set by the gunicorn config for its workers: while this file exists the process is draining
 # and /readyz answers 503 (kubernaut_storage/serving.py). Not an operator setting.
 DRAIN_FILE = env.str("KUBERNAUT_DRAIN_FILE", default="")
+# /readyz reuses its checks' result this long per process (probes every few seconds see a fresh
+# one; a flood of unauthenticated probes costs the database one round per second per process).
+READYZ_CACHE_SECONDS = 1.0
 
 REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["kubernaut_storage.parsers.StrictJSONParser"],
