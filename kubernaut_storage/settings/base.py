@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "kubernaut_storage.middleware.RequestIdMiddleware",
+    # Before the session: its queries, too, run under the admin's statement timeout.
+    "kubernaut_storage.admin_guard.AdminGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -166,6 +168,8 @@ DRAIN_FILE = env.str("KUBERNAUT_DRAIN_FILE", default="")
 # /readyz reuses its checks' result this long per process (probes every few seconds see a fresh
 # one; a flood of unauthenticated probes costs the database one round per second per process).
 READYZ_CACHE_SECONDS = 1.0
+# No query of an admin request runs longer (kubernaut_storage/admin_guard.py).
+ADMIN_STATEMENT_TIMEOUT_SECONDS = env.float("ADMIN_STATEMENT_TIMEOUT_SECONDS", default=5.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["kubernaut_storage.parsers.StrictJSONParser"],
