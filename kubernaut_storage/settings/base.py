@@ -168,6 +168,9 @@ DRAIN_FILE = env.str("KUBERNAUT_DRAIN_FILE", default="")
 # /readyz reuses its checks' result this long per process (probes every few seconds see a fresh
 # one; a flood of unauthenticated probes costs the database one round per second per process).
 READYZ_CACHE_SECONDS = 1.0
+# Whether this process serves the auditors' admin at /admin/ (off in API-only pods, whose
+# database role cannot read the sign-in tables: docs/DATABASE_ROLES.md).
+ADMIN_ENABLED = env.bool("ADMIN_ENABLED", default=True)
 # No query of an admin request runs longer (kubernaut_storage/admin_guard.py).
 ADMIN_STATEMENT_TIMEOUT_SECONDS = env.float("ADMIN_STATEMENT_TIMEOUT_SECONDS", default=5.0)
 
