@@ -64,7 +64,8 @@ SELECT to_regclass('public.audit_remediation') IS NOT NULL AS migrated \gset
   -- session keys): a compromised API pod must not be a way into the admin.
   GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"runtime", :"admin";
   REVOKE ALL ON auth_user, auth_user_groups, auth_user_user_permissions, auth_group,
-                auth_group_permissions, django_session, django_admin_log
+                auth_group_permissions, django_session, django_admin_log,
+                axes_accessattempt, axes_accessattemptexpiration, axes_accessfailurelog, axes_accesslog
      FROM :"runtime";
 
   -- Append: the write path's transaction (audit row, embedding or backlog row, idempotency
@@ -80,6 +81,10 @@ SELECT to_regclass('public.audit_remediation') IS NOT NULL AS migrated \gset
   GRANT INSERT, UPDATE, DELETE ON django_session TO :"admin";
   GRANT UPDATE (last_login) ON auth_user TO :"admin";
   GRANT INSERT ON django_admin_log TO :"admin";
+  -- django-axes: failed sign-ins per (username, address), cleared by a success or the cool-off.
+  GRANT INSERT, UPDATE, DELETE ON axes_accessattempt, axes_accessattemptexpiration,
+                                  axes_accessfailurelog, axes_accesslog
+     TO :"admin";
 \else
   \echo 'tables not migrated yet: run manage.py migrate as the owner, then run this script again'
 \endif

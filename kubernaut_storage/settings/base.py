@@ -6,6 +6,7 @@ reads os.environ.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -34,6 +35,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "audit",
     "embeddings",
+    # Admin sign-in lockouts (kubernaut_storage/admin_auth.py).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -53,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it answers a locked-out sign-in.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "kubernaut_storage.urls"
@@ -168,6 +173,23 @@ DRAIN_FILE = env.str("KUBERNAUT_DRAIN_FILE", default="")
 # /readyz reuses its checks' result this long per process (probes every few seconds see a fresh
 # one; a flood of unauthenticated probes costs the database one round per second per process).
 READYZ_CACHE_SECONDS = 1.0
+# Admin sign-in: django-axes refuses a locked-out (username, client address) before any lookup
+# or hash; the model backend gives its pooled connection back before hashing.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "kubernaut_storage.admin_auth.PoolReleasingModelBackend",
+]
+# Five wrong passwords for one username from one address lock that pair out for 15 minutes.
+# Not the address alone: behind an ingress every auditor shares its address, and one attacker
+# would lock them all out; not the username alone, or anyone could lock an auditor out.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = dt.timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# One row per failure is enough; a row per successful sign-in is the access log's job.
+AXES_DISABLE_ACCESS_LOG = True
+# The peer's address only, never a client's own X-Forwarded-For (which would pick its own key).
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 # Whether this process serves the auditors' admin at /admin/ (off in API-only pods, whose
 # database role cannot read the sign-in tables: docs/DATABASE_ROLES.md).
 ADMIN_ENABLED = env.bool("ADMIN_ENABLED", default=True)
