@@ -188,6 +188,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # One row per failure is enough; a row per successful sign-in is the access log's job.
 AXES_DISABLE_ACCESS_LOG = True
+# No banner line at every process start; lockouts are still logged.
+AXES_VERBOSE = False
 # The peer's address only, never a client's own X-Forwarded-For (which would pick its own key).
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 # Whether this process serves the auditors' admin at /admin/ (off in API-only pods, whose
