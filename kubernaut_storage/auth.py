@@ -12,7 +12,8 @@ imports without configured settings):
 * ``KUBERNETES_TOKENREVIEW``: dict for
   :meth:`kubernaut_storage.tokenreview.TokenReviewConfig.from_mapping`
   (``api_url``, ``ca_file``, ``token_file``, ``bearer_token``, ``audiences``,
-  ``timeout_s``, ``accepted_ttl_s``, ``rejected_ttl_s``, ``max_cache_entries``).
+  ``timeout_s``, ``accepted_ttl_s``, ``rejected_ttl_s``, ``max_cache_entries``,
+  ``max_concurrent``, ``max_per_second``).
   Without ``api_url`` the in-cluster service account is used.
 * ``AUDIT_WRITERS``: ``{audit_kind: [username, ...]}``; ``"*"`` allows any
   authenticated account. Kinds that are absent allow nobody.
