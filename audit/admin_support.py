@@ -131,6 +131,29 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return LightChangeList
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        # Django allows any lookup on any local column (`?payload__icontains=`,
+        # `?message__regex=`): unindexed scans, and broken patterns that fail in PostgreSQL.
+        # Only the declared filters' own parameters pass; anything else answers 400.
+        declared = self.get_list_filter(request) if request is not None else self.list_filter
+        return lookup in filter_parameters(declared)
+
+
+#: The query parameters a field's list filter uses (exact / boolean / choices / date filters).
+FIELD_FILTER_LOOKUPS = ("exact", "isnull", "gte", "lt")
+
+
+def filter_parameters(list_filter: Sequence[Any]) -> set[str]:
+    """Every query parameter the declared list filters read."""
+    parameters: set[str] = set()
+    for item in list_filter:
+        if isinstance(item, type) and issubclass(item, admin.SimpleListFilter):
+            parameters.add(str(item.parameter_name))
+        else:
+            field = item[0] if isinstance(item, tuple) else item
+            parameters.update(f"{field}__{lookup}" for lookup in FIELD_FILTER_LOOKUPS)
+    return parameters
+
 
 class ExactValueFilter(admin.SimpleListFilter):
     """A text box that filters on `parameter_name = value` (exact, so index-backed).

@@ -27,6 +27,7 @@ from django.utils import timezone
 from audit.idempotency import (
     AuditWrite,
     ConcurrentKeyClaimError,
+    UntrustedIdempotencyKey,
     canonical_json,
     idempotency_key_claim,
     idempotent_replay,
@@ -76,12 +77,22 @@ def audit_batch_create(
     """
     # Hashed only for a key: a batch body is up to AUDIT_MAX_BODY_BYTES of canonical JSON.
     payload_sha256 = request_sha256(payload) if idempotency_key is not None else ""
+    record_kinds = [record.kind for record in records]
     if idempotency_key is not None:
-        replay = with_db_retries(
-            lambda: idempotent_replay(
-                actor=actor, kind=BATCH_IDEMPOTENCY_SCOPE, key=idempotency_key, payload_sha256=payload_sha256
+        key = idempotency_key
+        try:
+            replay = with_db_retries(
+                lambda: idempotent_replay(
+                    actor=actor,
+                    kind=BATCH_IDEMPOTENCY_SCOPE,
+                    key=key,
+                    payload_sha256=payload_sha256,
+                    record_kinds=record_kinds,
+                )
             )
-        )
+        except UntrustedIdempotencyKey:
+            # A planted key must not suppress the write: store the batch, without the key.
+            idempotency_key, replay = None, None
         if replay is not None:
             return replay
         connection_release()
@@ -143,9 +154,14 @@ def audit_batch_create(
     except ConcurrentKeyClaimError:
         # A concurrent batch with the same key committed first; ours rolled back whole.
         assert idempotency_key is not None
+        retried_key = idempotency_key
         replay = with_db_retries(
             lambda: idempotent_replay(
-                actor=actor, kind=BATCH_IDEMPOTENCY_SCOPE, key=idempotency_key, payload_sha256=payload_sha256
+                actor=actor,
+                kind=BATCH_IDEMPOTENCY_SCOPE,
+                key=retried_key,
+                payload_sha256=payload_sha256,
+                record_kinds=record_kinds,
             )
         )
         if replay is None:  # pragma: no cover - the conflicting row committed, so it exists

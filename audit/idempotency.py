@@ -3,21 +3,32 @@
 A key is claimed in the transaction that stores the record(s), so a claim exists exactly when
 the write committed. The stored answer is replayed for the same body (hashed canonically) and
 refused (422) for a different one.
+
+A key is only believed when the rows its stored answer names exist, with the key's actor (and,
+for a single record, a payload that hashes to the key's recorded hash). Anything that can
+INSERT into the keys table could otherwise plant a key under another caller's name and make
+that caller's real request answer "replayed" with nothing written. Such a key is counted
+(`kubernaut_idempotency_key_anomalies_total`), logged, and the request is written without it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from django.db import connection
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from audit.models import IdempotencyKey
+from audit.models import AUDIT_MODELS, AuditKind, IdempotencyKey
 from kubernaut_storage.exceptions import IdempotencyKeyReused
+from kubernaut_storage.metrics import IDEMPOTENCY_KEY_ANOMALIES
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +51,70 @@ class ConcurrentKeyClaimError(Exception):
     """Raised inside the write transaction to roll it back when the key was claimed first."""
 
 
-def idempotent_replay(*, actor: str, kind: str, key: str, payload_sha256: str) -> AuditWrite | None:
+class UntrustedIdempotencyKey(Exception):  # noqa: N818 - a verdict, not an error of ours
+    """The claimed key names no matching audit row: write the request without the key."""
+
+
+def idempotent_replay(
+    *, actor: str, kind: str, key: str, payload_sha256: str, record_kinds: Sequence[AuditKind]
+) -> AuditWrite | None:
+    """The stored answer for a retry, None for a new key, 422 for the key with another body.
+
+    `record_kinds`: the kind of each record of this request, in order (one for a single write).
+    Raises `UntrustedIdempotencyKey` (counted, logged) when the key's rows do not check out.
+    """
     claimed = IdempotencyKey.objects.filter(actor=actor, kind=kind, key=key).first()
     if claimed is None:
         return None
-    if claimed.request_sha256 != payload_sha256:
+    same_body = claimed.request_sha256 == payload_sha256
+    if not _answer_checks_out(claimed, record_kinds=record_kinds if same_body else None):
+        IDEMPOTENCY_KEY_ANOMALIES.inc()
+        logger.warning("idempotency key %s of %s names no matching audit row; writing without it", claimed.id, actor)
+        raise UntrustedIdempotencyKey
+    if not same_body:
         raise IdempotencyKeyReused()
     return AuditWrite(body=claimed.response_body, replayed=True)
+
+
+def _answer_checks_out(claimed: IdempotencyKey, *, record_kinds: Sequence[AuditKind] | None) -> bool:
+    """Whether every row the stored answer names exists, written by the key's actor.
+
+    With `record_kinds` (the retried body is the stored one) each row is looked up in its own
+    table; a single record's payload must also hash to the key's hash. Without (a different
+    body, about to be refused 422) the first named row is looked for in every audit table.
+    """
+    body = claimed.response_body
+    results = body.get("results", [body]) if isinstance(body, dict) else []
+    try:
+        ids = [int(result["id"]) for result in results]
+        recorded_at = parse_datetime(str(results[0]["recordedAt"]))
+    except (IndexError, KeyError, TypeError, ValueError):
+        return False
+    if recorded_at is None:
+        return False
+    if record_kinds is None:
+        return any(
+            model._default_manager.filter(id=ids[0], recorded_at=recorded_at, actor=claimed.actor).exists()
+            for model in AUDIT_MODELS.values()
+        )
+    if len(record_kinds) != len(ids):
+        return False
+    if len(ids) == 1:
+        row = AUDIT_MODELS[record_kinds[0]]._default_manager.filter(
+            id=ids[0], recorded_at=recorded_at, actor=claimed.actor
+        )
+        payload = row.values_list("payload", flat=True).first()
+        return payload is not None and request_sha256(payload) == claimed.request_sha256
+    ids_by_kind: dict[AuditKind, list[int]] = {}
+    for record_kind, record_id in zip(record_kinds, ids, strict=True):
+        ids_by_kind.setdefault(record_kind, []).append(record_id)
+    return all(
+        AUDIT_MODELS[record_kind]
+        ._default_manager.filter(id__in=kind_ids, recorded_at=recorded_at, actor=claimed.actor)
+        .count()
+        == len(set(kind_ids))
+        for record_kind, kind_ids in ids_by_kind.items()
+    )
 
 
 def idempotency_key_claim(*, actor: str, kind: str, key: str, payload_sha256: str, body: dict[str, Any]) -> bool:

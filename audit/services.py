@@ -30,6 +30,7 @@ from django.utils import timezone
 from audit.idempotency import (
     AuditWrite,
     ConcurrentKeyClaimError,
+    UntrustedIdempotencyKey,
     canonical_json,
     idempotency_key_claim,
     idempotent_replay,
@@ -63,9 +64,16 @@ def audit_record_create(
     """
     payload_sha256 = request_sha256(payload)
     if idempotency_key is not None:
-        replay = with_db_retries(
-            lambda: idempotent_replay(actor=actor, kind=kind, key=idempotency_key, payload_sha256=payload_sha256)
-        )
+        key = idempotency_key
+        try:
+            replay = with_db_retries(
+                lambda: idempotent_replay(
+                    actor=actor, kind=kind, key=key, payload_sha256=payload_sha256, record_kinds=[kind]
+                )
+            )
+        except UntrustedIdempotencyKey:
+            # A planted key must not suppress the write: store it, without the key.
+            idempotency_key, replay = None, None
         if replay is not None:
             return replay
         connection_release()
@@ -124,8 +132,11 @@ def audit_record_create(
         # A concurrent request with the same key committed first; our transaction rolled
         # back, so exactly one row exists. Answer as a retry of that request would be.
         assert idempotency_key is not None
+        retried_key = idempotency_key
         replay = with_db_retries(
-            lambda: idempotent_replay(actor=actor, kind=kind, key=idempotency_key, payload_sha256=payload_sha256)
+            lambda: idempotent_replay(
+                actor=actor, kind=kind, key=retried_key, payload_sha256=payload_sha256, record_kinds=[kind]
+            )
         )
         if replay is None:  # pragma: no cover - the conflicting row committed, so it exists
             raise IdempotencyKeyInFlight() from None

@@ -12,7 +12,8 @@ imports without configured settings):
 * ``KUBERNETES_TOKENREVIEW``: dict for
   :meth:`kubernaut_storage.tokenreview.TokenReviewConfig.from_mapping`
   (``api_url``, ``ca_file``, ``token_file``, ``bearer_token``, ``audiences``,
-  ``timeout_s``, ``accepted_ttl_s``, ``rejected_ttl_s``, ``max_cache_entries``).
+  ``timeout_s``, ``accepted_ttl_s``, ``rejected_ttl_s``, ``max_cache_entries``,
+  ``max_concurrent``, ``max_per_second``).
   Without ``api_url`` the in-cluster service account is used.
 * ``AUDIT_WRITERS``: ``{audit_kind: [username, ...]}``; ``"*"`` allows any
   authenticated account. Kinds that are absent allow nobody.
@@ -25,17 +26,18 @@ and, via DRF's attribute proxying, from the DRF ``Request`` too). The raised
 exception also carries it as ``exc.auth_failure_reason``. Values:
 
 * ``"missing"``     -- no ``Authorization: Bearer`` credentials (401)
-* ``"malformed"``   -- ``Bearer`` header that is empty/multi-part/bad charset (401)
+* ``"malformed"``   -- ``Bearer`` header that is empty/multi-part/bad charset, or a token
+  that is not a well-formed JWT (401, no review)
 * ``"rejected"``    -- the TokenReview API said not authenticated (401)
 * ``"forbidden"``   -- authenticated, but not allowed for this endpoint (403)
-* ``"unavailable"`` -- the TokenReview API could not answer (503)
+* ``"unavailable"`` -- the TokenReview API could not answer, or this process is at its
+  review budget (503)
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
 from typing import Any, Final
 
@@ -58,8 +60,10 @@ from kubernaut_storage.tokenreview import (
     TokenReviewConfig,
     TokenReviewer,
     TokenReviewError,
+    TokenReviewThrottled,
     TokenReviewUnavailable,
 )
+from kubernaut_storage.tokenreview_limits import well_formed_jwt
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +78,6 @@ WRITERS_KEY: Final = "AUDIT_WRITERS"
 WILDCARD: Final = "*"
 REALM: Final = "kubernaut-storage"
 
-# RFC 6750 b64token charset. Kubernetes tokens (JWTs, bootstrap tokens) fit it.
-# Checking it locally means obvious garbage never reaches the API server.
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # Real service-account JWTs are ~1-2 KiB; refuse absurd sizes before review.
 MAX_TOKEN_LENGTH: Final = 16 * 1024
 
@@ -219,11 +220,16 @@ class KubernetesTokenAuthentication(BaseAuthentication):
             token = header[1].decode("ascii")
         except UnicodeDecodeError:
             token = ""
-        if len(token) > MAX_TOKEN_LENGTH or not _TOKEN_RE.fullmatch(token):
+        if len(token) > MAX_TOKEN_LENGTH or not well_formed_jwt(token):
+            # ServiceAccount tokens are JWTs: anything else is refused here, never reviewed.
             raise _fail(AuthenticationFailed("Invalid bearer token format."), request, REASON_MALFORMED)
 
         try:
             result = get_reviewer().review(token)
+        except TokenReviewThrottled as exc:
+            throttled = AuthBackendUnavailable()
+            throttled.retry_after = 1  # a budget refills within the second
+            raise _fail(throttled, request, REASON_UNAVAILABLE) from exc
         except TokenReviewUnavailable as exc:
             # tokenreview already logged the cause (without the token); no second log line.
             raise _fail(AuthBackendUnavailable(), request, REASON_UNAVAILABLE) from exc
@@ -266,8 +272,9 @@ class AllowedServiceAccounts(BasePermission):
             return True
 
         logger.info("audit write denied: %s -> %s", username, kind)
+        kind_value = str(kind)  # an AuditKind's value ("remediation"), never its repr
         raise _fail(
-            PermissionDenied(f"Service account {username!r} is not allowed to write {kind!r} audit events."),
+            PermissionDenied(f"Service account {username!r} is not allowed to write {kind_value!r} audit events."),
             request,
             REASON_FORBIDDEN,
         )

@@ -45,6 +45,11 @@ _metrics_token = _env.get("METRICS_TOKEN") or None
 # Seconds between SIGTERM (readiness fails) and closing the listeners.
 _drain_delay_s = float(_env.get("GUNICORN_DRAIN_DELAY_SECONDS") or 5.0)
 _log_level = _env.get("LOG_LEVEL", "INFO")
+# A connection's time to deliver a request head (and a body up to 1 MiB) before it is closed.
+_request_read_timeout_s = float(_env.get("GUNICORN_REQUEST_READ_TIMEOUT_SECONDS") or 10.0)
+# Peers whose X-Forwarded-* / SCRIPT_NAME headers gunicorn believes: none unless configured
+# (gunicorn's default trusts loopback, so any sidecar could rewrite the admin's URLs).
+_forwarded_allow_ips = _env.get("GUNICORN_FORWARDED_ALLOW_IPS", "")
 
 # Process-wide state shared by the master and its workers, created before any worker forks:
 # the per-process metric files and the drain flag. Set in the environment because workers
@@ -61,7 +66,9 @@ _drain_file = _env.setdefault("KUBERNAUT_DRAIN_FILE", os.path.join(_runtime_dir,
 _env.setdefault("DJANGO_SETTINGS_MODULE", "kubernaut_storage.settings.local")
 
 bind = [_bind]
-worker_class = "gthread"
+# gthread, but a request's head and small body are read with a deadline before a thread is
+# committed to it: slow clients cannot hold the threads (kubernaut_storage/gunicorn_worker.py).
+worker_class = "kubernaut_storage.gunicorn_worker.DeadlineThreadWorker"
 workers = _workers
 threads = _threads
 # The embedding call plus the transaction stay well under this; a stuck worker is restarted.
@@ -69,7 +76,10 @@ timeout = _timeout_s
 # In-flight requests get this long after the listeners close (k8s: fits in
 # terminationGracePeriodSeconds together with the drain delay; docs/OPERATIONS.md).
 graceful_timeout = _graceful_timeout_s
+# An idle kept-alive connection is closed after this; its next request gets the same read
+# deadline as a new connection's.
 keepalive = 5
+forwarded_allow_ips = _forwarded_allow_ips
 # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads connections over
 # the workers. With one shared socket, whichever worker wins the accept race keeps the
 # connection for its keep-alive life: under wrk's 16 connections one worker of three got all
@@ -137,6 +147,7 @@ def when_ready(server: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
+    worker.read_timeout_s = _request_read_timeout_s
     # The worker inherited the master's metrics socket; only the master may hold it.
     if server.kubernaut_metrics is not None:
         server.kubernaut_metrics.close_inherited()

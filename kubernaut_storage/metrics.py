@@ -54,6 +54,11 @@ EMBEDDING_DEFERRALS = Counter(
     "kubernaut_embedding_deferrals_total",
     "Audit records stored without an embedding (every provider failed); backfilled later.",
 )
+IDEMPOTENCY_KEY_ANOMALIES = Counter(
+    "kubernaut_idempotency_key_anomalies_total",
+    "Idempotency keys whose stored answer names no matching audit row (forged or damaged);"
+    " the request was written anyway, without the key.",
+)
 DB_RETRIES = Counter(
     "kubernaut_db_retries_total",
     "Retries of a write transaction after a transient database error.",

@@ -25,11 +25,38 @@ from audit.seal_metrics import SealCollector
 logger = logging.getLogger(__name__)
 
 METRICS_PATH = "/metrics"
+# A scrape is one small request: a connection gets this long per read or write, and at most
+# this many are served at once (more are closed on arrival). Without them 200 idle connections
+# kept 202 threads in gunicorn's master.
+SOCKET_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 16
+LISTEN_BACKLOG = 64
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck scraper must not keep the master from exiting
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._connections.acquire(blocking=False):
+            self.shutdown_request(request)  # at capacity: a scraper retries on its next interval
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connections.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a raw traceback on stderr; the master logs JSON lines.
+        logger.warning("metrics: connection from %s failed", client_address[0], exc_info=True)
 
 
 class MetricsServer:
@@ -72,6 +99,8 @@ class MetricsServer:
         metrics = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = SOCKET_TIMEOUT_S  # applied to the connection's socket by StreamRequestHandler
+
             def do_GET(self) -> None:  # name fixed by BaseHTTPRequestHandler
                 if self.path.split("?", 1)[0] != METRICS_PATH:
                     self._send(404, b"not found\n", "text/plain; charset=utf-8")

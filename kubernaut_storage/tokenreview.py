@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from kubernaut_storage.tokenreview_limits import ReviewBudget
+
 logger = logging.getLogger(__name__)
 
 TOKENREVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
@@ -68,6 +70,10 @@ class TokenReviewUnavailable(TokenReviewError):  # noqa: N818 - name is part of 
     """
 
 
+class TokenReviewThrottled(TokenReviewUnavailable):
+    """This process is at its review budget (in flight or per second): retry in a second."""
+
+
 @dataclass(frozen=True)
 class TokenReviewConfig:
     """Everything needed to call the TokenReview API. Immutable and hashable.
@@ -87,6 +93,9 @@ class TokenReviewConfig:
     rejected_ttl_s: float = 10.0
     max_cache_entries: int = 10_000
     bearer_token_file: str | None = None
+    # Reviews in flight / started per second in this process (kubernaut_storage/tokenreview_limits.py).
+    max_concurrent: int = 8
+    max_per_second: float = 20.0
 
     def __post_init__(self) -> None:
         # Accept any iterable of audiences (settings often hold a list) but
@@ -104,6 +113,8 @@ class TokenReviewConfig:
             raise ValueError("cache TTLs must be >= 0")
         if self.max_cache_entries < 0:
             raise ValueError("max_cache_entries must be >= 0")
+        if self.max_concurrent < 1 or self.max_per_second <= 0:
+            raise ValueError("max_concurrent must be >= 1 and max_per_second > 0")
 
     @classmethod
     def in_cluster(
@@ -114,6 +125,8 @@ class TokenReviewConfig:
         accepted_ttl_s: float = 60.0,
         rejected_ttl_s: float = 10.0,
         max_cache_entries: int = 10_000,
+        max_concurrent: int = 8,
+        max_per_second: float = 20.0,
         token_file: str = DEFAULT_TOKEN_FILE,
         ca_file: str = DEFAULT_CA_FILE,
         service_host: str = "",
@@ -153,6 +166,8 @@ class TokenReviewConfig:
             rejected_ttl_s=rejected_ttl_s,
             max_cache_entries=max_cache_entries,
             bearer_token_file=token_file,
+            max_concurrent=max_concurrent,
+            max_per_second=max_per_second,
         )
 
     @classmethod
@@ -161,8 +176,8 @@ class TokenReviewConfig:
 
         Recognised keys: ``api_url``, ``ca_file``, ``token_file``,
         ``bearer_token``, ``audiences``, ``timeout_s``, ``accepted_ttl_s``,
-        ``rejected_ttl_s``, ``max_cache_entries``, ``service_host``,
-        ``service_port``. Without ``api_url`` the in-cluster configuration is
+        ``rejected_ttl_s``, ``max_cache_entries``, ``max_concurrent``,
+        ``max_per_second``, ``service_host``, ``service_port``. Without ``api_url`` the in-cluster configuration is
         used (``token_file``/``ca_file`` then override the mounted paths). Unknown keys are rejected so that a typo
         does not silently weaken authentication.
         """
@@ -176,6 +191,8 @@ class TokenReviewConfig:
             "accepted_ttl_s",
             "rejected_ttl_s",
             "max_cache_entries",
+            "max_concurrent",
+            "max_per_second",
             "service_host",
             "service_port",
         }
@@ -188,7 +205,14 @@ class TokenReviewConfig:
             audiences = (audiences,)
         tuning: dict[str, Any] = {
             key: options[key]
-            for key in ("timeout_s", "accepted_ttl_s", "rejected_ttl_s", "max_cache_entries")
+            for key in (
+                "timeout_s",
+                "accepted_ttl_s",
+                "rejected_ttl_s",
+                "max_cache_entries",
+                "max_concurrent",
+                "max_per_second",
+            )
             if options.get(key) is not None
         }
         api_url = options.get("api_url")
@@ -255,6 +279,9 @@ class TokenReviewer:
         self._lock = threading.Lock()
         # Insertion-ordered so the oldest entry is evicted first when full.
         self._cache: OrderedDict[str, _CacheEntry] = OrderedDict()
+        self._budget = ReviewBudget(
+            max_concurrent=config.max_concurrent, max_per_second=config.max_per_second, clock=clock
+        )
         self._own_token = config.bearer_token
         self._own_token_read_at = clock() if config.bearer_token else float("-inf")
         self._ssl_context = self._build_ssl_context()
@@ -270,7 +297,8 @@ class TokenReviewer:
         """Return the verdict for ``token``, from cache when still fresh.
 
         Raises :class:`TokenReviewUnavailable` when no verdict could be
-        obtained, and ``ValueError`` for an empty token (the caller should
+        obtained (:class:`TokenReviewThrottled` when this process is at its
+        review budget), and ``ValueError`` for an empty token (the caller should
         have rejected it as malformed).
         """
         if not token:
@@ -287,7 +315,12 @@ class TokenReviewer:
         # The network call happens outside the lock so one slow review does
         # not serialise every other request. Two concurrent misses for the
         # same token may both call the API; that is harmless.
-        result = self._call_api(token, key)
+        if not self._budget.acquire():
+            raise TokenReviewThrottled("TokenReview budget of this process exhausted")
+        try:
+            result = self._call_api(token, key)
+        finally:
+            self._budget.release()
 
         ttl = self.config.accepted_ttl_s if result.authenticated else self.config.rejected_ttl_s
         if ttl > 0 and self.config.max_cache_entries > 0:

@@ -1,23 +1,29 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from audit.admin_views import correlation_timeline_view
 
-urlpatterns = [
+urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/", include("audit.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    # The auditors' correlation timeline, behind the admin login; listed before
-    # admin.site.urls, whose catch-all would otherwise answer it.
-    path(
-        "admin/timeline/<str:correlation_id>/",
-        admin.site.admin_view(correlation_timeline_view),
-        name="audit-timeline",
-    ),
-    # --- end auditors
-    path("admin/", admin.site.urls),
 ]
+# API pods run with ADMIN_ENABLED=false and a database role that cannot read the sign-in
+# tables; the admin runs in its own pods with the admin role (docs/DATABASE_ROLES.md).
+if settings.ADMIN_ENABLED:
+    urlpatterns += [
+        # The auditors' correlation timeline, behind the admin login; listed before
+        # admin.site.urls, whose catch-all would otherwise answer it.
+        path(
+            "admin/timeline/<str:correlation_id>/",
+            admin.site.admin_view(correlation_timeline_view),
+            name="audit-timeline",
+        ),
+        # --- end auditors
+        path("admin/", admin.site.urls),
+    ]
 
 handler400 = "kubernaut_storage.errors.handler400"
 handler403 = "kubernaut_storage.errors.handler403"

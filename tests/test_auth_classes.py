@@ -53,14 +53,15 @@ from kubernaut_storage.auth import (
     KubernetesTokenAuthentication,
     ServiceAccountUser,
 )
-from tests.support.tokenreview_server import FakeTokenReviewServer
+from tests.support.tokenreview_server import FakeTokenReviewServer, jwt_shaped
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CALLER = "storage-own-token"
 AIANALYSIS = "system:serviceaccount:kubernaut-system:aianalysis-controller"
 WORKFLOW = "system:serviceaccount:kubernaut-system:workflow-controller"
-AI_TOKEN = "ai.token.jwt"
-WF_TOKEN = "wf.token.jwt"
+AI_TOKEN = jwt_shaped("ai-token")
+WF_TOKEN = jwt_shaped("wf-token")
+FORGED_TOKEN = jwt_shaped("forged-token")
 
 WRITERS = {
     "aianalysis": [AIANALYSIS],
@@ -179,11 +180,11 @@ def test_malformed_header_is_401(api: FakeTokenReviewServer, header: str) -> Non
 
 
 def test_rejected_token_is_401(api: FakeTokenReviewServer) -> None:
-    response, request = call(AIAnalysisAuditView, "Bearer forged.token")
+    response, request = call(AIAnalysisAuditView, f"Bearer {FORGED_TOKEN}")
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
     assert request.auth_failure_reason == "rejected"
-    assert b"forged.token" not in response.content
+    assert FORGED_TOKEN.encode() not in response.content
 
 
 def test_wrong_service_account_is_403_naming_endpoint(api: FakeTokenReviewServer) -> None:

@@ -24,6 +24,7 @@ from tests.support.gunicorn import REPO
 
 OWNER = "kubernaut_test_owner"
 RUNTIME = "kubernaut_test_runtime"
+ADMIN = "kubernaut_test_admin"
 SCRIPT = REPO / "k8s" / "sql" / "roles.sql"
 
 
@@ -32,7 +33,7 @@ def psql_script(*, database: str, socket_dir: str) -> subprocess.CompletedProces
         [
             str(POSTGRES_BIN_PATH / "psql"),
             *("-h", socket_dir, "-U", "postgres", "-d", database),
-            *("-v", "ON_ERROR_STOP=1", "-v", f"owner={OWNER}", "-v", f"runtime={RUNTIME}"),
+            *("-v", "ON_ERROR_STOP=1", "-v", f"owner={OWNER}", "-v", f"runtime={RUNTIME}", "-v", f"admin={ADMIN}"),
             *("-f", str(SCRIPT)),
         ],
         capture_output=True,
@@ -62,7 +63,8 @@ def runtime_connection(transactional_db: None) -> Iterator[None]:
             # One role at a time: PostgreSQL 18 trips over the shared default ACL otherwise.
             admin.execute(f"DROP OWNED BY {OWNER}")
             admin.execute(f"DROP OWNED BY {RUNTIME}")
-            admin.execute(f"DROP ROLE {OWNER}, {RUNTIME}")
+            admin.execute(f"DROP OWNED BY {ADMIN}")
+            admin.execute(f"DROP ROLE {OWNER}, {RUNTIME}, {ADMIN}")
 
 
 def _write(kind: AuditKind, idempotency_key: str, body: dict | None = None) -> int:

@@ -51,6 +51,10 @@ def _tokenreview_options() -> dict[str, Any]:
         "accepted_ttl_s": env.float("TOKENREVIEW_ACCEPTED_TTL_SECONDS", default=60.0),
         "rejected_ttl_s": env.float("TOKENREVIEW_REJECTED_TTL_SECONDS", default=10.0),
         "max_cache_entries": env.int("TOKENREVIEW_CACHE_ENTRIES", default=10_000),
+        # Reviews one process runs at once / starts per second; beyond, a cache miss answers
+        # 503 + Retry-After at once, so invented tokens cannot flood the API server.
+        "max_concurrent": env.int("TOKENREVIEW_MAX_CONCURRENT", default=8),
+        "max_per_second": env.float("TOKENREVIEW_MAX_PER_SECOND", default=20.0),
         # Set by the kubelet in every pod: where the API server is, without TOKENREVIEW_API_URL.
         "service_host": env.str("KUBERNETES_SERVICE_HOST", default=""),
         "service_port": env.str("KUBERNETES_SERVICE_PORT", default=""),

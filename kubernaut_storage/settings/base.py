@@ -6,6 +6,7 @@ reads os.environ.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -34,6 +35,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "audit",
     "embeddings",
+    # Admin sign-in lockouts (kubernaut_storage/admin_auth.py).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -45,12 +48,16 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "kubernaut_storage.middleware.RequestIdMiddleware",
+    # Before the session: its queries, too, run under the admin's statement timeout.
+    "kubernaut_storage.admin_guard.AdminGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it answers a locked-out sign-in.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "kubernaut_storage.urls"
@@ -146,8 +153,12 @@ AUDIT_MAX_BODY_BYTES = env.int("AUDIT_MAX_BODY_BYTES", default=1024 * 1024)
 AUDIT_BATCH_MAX_RECORDS = env.int("AUDIT_BATCH_MAX_RECORDS", default=500)
 if AUDIT_BATCH_MAX_RECORDS < 1:
     raise ImproperlyConfigured("AUDIT_BATCH_MAX_RECORDS must be >= 1")
-# Our parser enforces AUDIT_MAX_BODY_BYTES itself and answers 413 as problem+json.
-DATA_UPLOAD_MAX_MEMORY_SIZE = None
+# The audit API's parser reads its stream up to AUDIT_MAX_BODY_BYTES itself (413 as
+# problem+json); Django's own form limits (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB) stay on for
+# everything else, the admin's login form included.
+# No view takes files: a multipart file part is read and discarded, never spooled to /tmp
+# (a memory-backed emptyDir in the pod).
+FILE_UPLOAD_HANDLERS: list[str] = []
 
 # --- Authentication and authorization ------------------------------------------------------
 # AUTH_MODE ("tokenreview" | "none"), KUBERNETES_TOKENREVIEW, AUDIT_WRITERS: see the module.
@@ -159,6 +170,33 @@ DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_
 # Set by the gunicorn config for its workers: while this file exists the process is draining
 # and /readyz answers 503 (kubernaut_storage/serving.py). Not an operator setting.
 DRAIN_FILE = env.str("KUBERNAUT_DRAIN_FILE", default="")
+# /readyz reuses its checks' result this long per process (probes every few seconds see a fresh
+# one; a flood of unauthenticated probes costs the database one round per second per process).
+READYZ_CACHE_SECONDS = 1.0
+# Admin sign-in: django-axes refuses a locked-out (username, client address) before any lookup
+# or hash; the model backend gives its pooled connection back before hashing.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "kubernaut_storage.admin_auth.PoolReleasingModelBackend",
+]
+# Five wrong passwords for one username from one address lock that pair out for 15 minutes.
+# Not the address alone: behind an ingress every auditor shares its address, and one attacker
+# would lock them all out; not the username alone, or anyone could lock an auditor out.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = dt.timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# One row per failure is enough; a row per successful sign-in is the access log's job.
+AXES_DISABLE_ACCESS_LOG = True
+# No banner line at every process start; lockouts are still logged.
+AXES_VERBOSE = False
+# The peer's address only, never a client's own X-Forwarded-For (which would pick its own key).
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# Whether this process serves the auditors' admin at /admin/ (off in API-only pods, whose
+# database role cannot read the sign-in tables: docs/DATABASE_ROLES.md).
+ADMIN_ENABLED = env.bool("ADMIN_ENABLED", default=True)
+# No query of an admin request runs longer (kubernaut_storage/admin_guard.py).
+ADMIN_STATEMENT_TIMEOUT_SECONDS = env.float("ADMIN_STATEMENT_TIMEOUT_SECONDS", default=5.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["kubernaut_storage.parsers.StrictJSONParser"],

@@ -16,3 +16,11 @@ if AUTH_MODE != "tokenreview":
     raise ImproperlyConfigured("production requires AUTH_MODE=tokenreview")
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
+# TLS ends at the ingress. HSTS tells browsers (the admin's users) to use https only; off
+# (0) by default because it is sticky for its whole lifetime once a browser has seen it.
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+# Believe X-Forwarded-Proto only when the operator says the ingress sets it (and strips a
+# client's own); otherwise any client could claim https.
+if env.bool("DJANGO_TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

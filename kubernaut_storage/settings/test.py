@@ -14,3 +14,5 @@ WHITENOISE_AUTOREFRESH = True
 # turn it on for their own sessions.
 AUDIT_WRITE_MAX_LAG_SECONDS = 0
 DATABASES["default"]["OPTIONS"].pop("options", None)  # only the write lag's setting is there
+# Tests change what /readyz checks between two probes.
+READYZ_CACHE_SECONDS = 0.0

@@ -21,6 +21,7 @@ OWN_TOKEN = "storage-own-sa-token"
 AI_ACCOUNT = "system:serviceaccount:kubernaut-system:aianalysis-controller"
 AI_TOKEN = "eyJhbGciOiJSUzI1NiJ9.ai-controller-token.c2lnbmF0dXJl"
 UNKNOWN_TOKEN = "eyJhbGciOiJSUzI1NiJ9.not-a-real-token.c2lnbmF0dXJl"
+NEVER_SEEN_TOKEN = "eyJhbGciOiJSUzI1NiJ9.never-seen-before.c2lnbmF0dXJl"
 
 
 @pytest.fixture
@@ -108,7 +109,12 @@ def test_auth_failures_and_write_outcomes_are_counted_by_reason(api, apiserver):
     post_audit(api, AuditKind.AI_ANALYSIS, VALID_BODIES[AuditKind.AI_ANALYSIS](), **bearer(UNKNOWN_TOKEN))
     post_audit(api, AuditKind.REMEDIATION, VALID_BODIES[AuditKind.REMEDIATION](), **bearer(AI_TOKEN))
     apiserver.stop()
-    post_audit(api, AuditKind.AI_ANALYSIS, VALID_BODIES[AuditKind.AI_ANALYSIS](), **bearer("never-seen-before"))
+    post_audit(
+        api,
+        AuditKind.AI_ANALYSIS,
+        VALID_BODIES[AuditKind.AI_ANALYSIS](),
+        **bearer("eyJhbGciOiJSUzI1NiJ9.never-seen-before.c2lnbmF0dXJl"),
+    )
 
     assert {reason: counter(failures, reason=reason) - before[reason] for reason in reasons} == dict.fromkeys(
         reasons, 1.0

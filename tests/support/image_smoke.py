@@ -40,7 +40,7 @@ import psycopg
 from tests.support.gunicorn import REPO, Response, free_port, request
 from tests.support.k8s import loose
 from tests.support.openai_server import OpenAICompatibleServer
-from tests.support.tokenreview_server import FakeTokenReviewServer
+from tests.support.tokenreview_server import FakeTokenReviewServer, jwt_shaped
 
 DATABASE = "smoke"
 SECRET_KEY = "image-smoke-test-secret-key-not-for-production-use-0123456789"
@@ -150,7 +150,7 @@ class Smoke:
             api = stack.enter_context(FakeTokenReviewServer(caller_token=CALLER_TOKEN))
             namespace = self.configmap()["KUBERNAUT_NAMESPACE"]
             for kind, account in WRITERS.items():
-                api.tokens[f"token-{kind}"] = (f"system:serviceaccount:{namespace}:{account}", [], [])
+                api.tokens[jwt_shaped(f"token-{kind}")] = (f"system:serviceaccount:{namespace}:{account}", [], [])
             embedder = stack.enter_context(OpenAICompatibleServer())
             secrets = Path(tempfile.mkdtemp(prefix="image-smoke-"))
             stack.callback(shutil.rmtree, secrets, ignore_errors=True)
@@ -220,7 +220,7 @@ class Smoke:
             embedder.set_mode("error500" if last else "ok")
             answer = request(
                 port, "POST", endpoint(kind), body=VALID_BODIES[kind](),
-                headers={**host, "Authorization": f"Bearer token-{kind.value}"},
+                headers={**host, "Authorization": f"Bearer {jwt_shaped(f'token-{kind.value}')}"},
             )  # fmt: skip
             assert answer.status == 201, (kind, answer.status, answer.body)
             assert answer.json()["embeddingStatus"] == "stored", answer.body
@@ -230,7 +230,7 @@ class Smoke:
         assert unauthenticated.status == 401, unauthenticated.body
         wrong_writer = request(
             port, "POST", endpoint(remediation), body=VALID_BODIES[remediation](),
-            headers={**host, "Authorization": "Bearer token-execution"},
+            headers={**host, "Authorization": f"Bearer {jwt_shaped('token-execution')}"},
         )  # fmt: skip
         assert wrong_writer.status == 403, wrong_writer.body
         with database.connect() as conn:

@@ -7,7 +7,7 @@ sockets, timeouts, TLS verification, status codes and JSON parsing.
 Usage::
 
     with FakeTokenReviewServer(caller_token="svc-token") as api:
-        api.tokens["good"] = ("system:serviceaccount:ns:sa", ["system:serviceaccounts"], [])
+        api.tokens[jwt_shaped("good")] = ("system:serviceaccount:ns:sa", ["system:serviceaccounts"], [])
         ... point the client at api.url ...
         api.fail_with_status = 500    # simulate an unhealthy API server
         api.stop()                    # simulate the API server being down
@@ -32,6 +32,14 @@ from pathlib import Path
 from typing import Any, Self
 
 TOKENREVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+# The header of an RS256 JWT, {"alg":"RS256"}: the service checks a token's shape before review.
+JWT_HEADER = "eyJhbGciOiJSUzI1NiJ9"
+
+
+def jwt_shaped(name: str) -> str:
+    """A token shaped like a signed JWT (what the service accepts for review), named `name`."""
+    return f"{JWT_HEADER}.{name}.c2lnbmF0dXJl"
+
 
 # token -> (username, groups, audiences the token was issued for)
 TokenSpec = tuple[str, Sequence[str], Sequence[str]]
