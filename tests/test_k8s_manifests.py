@@ -64,7 +64,7 @@ def test_every_object_is_valid_for_kubernetes(version):
 
 def test_the_validator_refuses_a_misspelled_field():
     # Proves the strict schemas are really loaded: an unknown field is an error, not ignored.
-    deployment = json.loads(json.dumps(one(rendered("base"), "Deployment")))
+    deployment = json.loads(json.dumps(one(rendered("base"), "Deployment", "kubernaut-storage")))
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["periodSecond"] = 5
     with pytest.raises(kubernetes_validate.ValidationError, match="periodSecond"):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
@@ -145,7 +145,7 @@ def test_probes_and_ports_match_the_service():
     data = one(documents, "ConfigMap")["data"]
     api_port = int(data["GUNICORN_BIND"].rsplit(":", 1)[1])
     metrics_port = int(data["METRICS_BIND"].rsplit(":", 1)[1])
-    container = pod_spec(one(documents, "Deployment"))["containers"][0]
+    container = pod_spec(one(documents, "Deployment", "kubernaut-storage"))["containers"][0]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"http": api_port, "metrics": metrics_port}
     probes = {kind: container[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")}
@@ -153,7 +153,7 @@ def test_probes_and_ports_match_the_service():
     assert probes["startupProbe"] == {"path": HEALTHZ_PATH, "port": "http"}
     assert probes["livenessProbe"] == {"path": HEALTHZ_PATH, "port": "http"}
     assert probes["readinessProbe"] == {"path": READYZ_PATH, "port": "http"}
-    service = one(documents, "Service")
+    service = one(documents, "Service", "kubernaut-storage")
     assert {(port["port"], port["targetPort"]) for port in service["spec"]["ports"]} == {
         (api_port, "http"),
         (metrics_port, "metrics"),
@@ -167,7 +167,7 @@ def test_probes_and_ports_match_the_service():
         metrics_port,
     ]
     # The drain fits in the grace period: preStop sleep + drain delay + graceful timeout.
-    spec = pod_spec(one(documents, "Deployment"))
+    spec = pod_spec(one(documents, "Deployment", "kubernaut-storage"))
     drain = (
         container["lifecycle"]["preStop"]["sleep"]["seconds"]
         + float(data["GUNICORN_DRAIN_DELAY_SECONDS"])
@@ -204,7 +204,7 @@ def test_every_secret_key_referenced_is_documented_and_dev_provides_the_required
 
 def test_every_periodic_command_has_a_cronjob_that_runs_it_safely():
     documents = rendered("overlays/production")
-    deployment_container = pod_spec(one(documents, "Deployment"))["containers"][0]
+    deployment_container = pod_spec(one(documents, "Deployment", "kubernaut-storage"))["containers"][0]
     commands = {}
     for cronjob in of_kind(documents, "CronJob"):
         spec = cronjob["spec"]
@@ -235,7 +235,7 @@ def test_every_periodic_command_has_a_cronjob_that_runs_it_safely():
 
 def test_autoscaling_disruption_and_connections_fit_together():
     documents = rendered("overlays/production")
-    deployment = one(documents, "Deployment")
+    deployment = one(documents, "Deployment", "kubernaut-storage")
     assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
     hpa = one(documents, "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "kubernaut-storage"}
@@ -252,7 +252,7 @@ def test_autoscaling_disruption_and_connections_fit_together():
 
 def test_the_migration_job_runs_the_released_image():
     (job,) = loose("job-migrate.yaml")
-    image = pod_spec(one(rendered("overlays/production"), "Deployment"))["containers"][0]["image"]
+    image = pod_spec(one(rendered("overlays/production"), "Deployment", "kubernaut-storage"))["containers"][0]["image"]
     assert pod_spec(job)["containers"][0]["image"] == image
     # Jobs are immutable: the name carries the version so each release gets its own.
     assert job["metadata"]["name"] == "kubernaut-storage-migrate-" + image.rsplit(":", 1)[1].replace(".", "-")
