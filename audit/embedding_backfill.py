@@ -24,7 +24,7 @@ from audit.services import audit_embedding_seed
 from audit.texts import audit_text, payload_as_data
 from embeddings.chain import ProviderChain
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
-from embeddings.services import embedding_primary_chain, embedding_runtime, text_sha256
+from embeddings.services import embedding_backfill_chain, embedding_primary_chain, text_sha256
 
 Progress = Callable[[int], None]
 
@@ -60,7 +60,7 @@ def embedding_backlog_backfill(
 
     Raises EmbeddingProviderError when the chain fails; the batches before it are committed.
     """
-    chain = embedding_runtime().chain
+    chain = embedding_backfill_chain()
     outcome = BackfillOutcome()
     pending = EmbeddingBacklog.objects.order_by("id")
     for batch in _batches(pending, batch_size=batch_size, limit=limit):

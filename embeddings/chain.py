@@ -11,6 +11,10 @@ The budget bounds the time spent before *starting* another primary call; a call 
 flight is bounded by the provider's own timeout, so the worst case is about
 ``budget_s + timeout_s``. The fallback (normally the local model, no network) is always tried
 once, even when the budget is spent: a late answer beats no answer.
+
+With a circuit breaker (embeddings/circuit.py), a call the breaker refuses goes straight to the
+fallback (reason ``circuit_open``) without touching the primary; the half-open probe is one
+primary call without retries, and retries stop as soon as the circuit opens.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from kubernaut_storage.retries import RetriesExhausted, RetryPolicy, call_with_retries
 
+from .circuit import CircuitBreaker, CircuitState
 from .providers.base import EmbeddingProvider, EmbeddingProviderError, Vector
 
 logger = logging.getLogger(__name__)
@@ -76,6 +81,7 @@ class ProviderChain:
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
         on_event: EventHook | None = None,
+        circuit: CircuitBreaker | None = None,
     ) -> None:
         self.policy = RetryPolicy(
             retries=retries, base_backoff_s=base_backoff_s, max_backoff_s=max_backoff_s, budget_s=budget_s
@@ -87,6 +93,7 @@ class ProviderChain:
         self._clock = clock
         self._rng = rng
         self._on_event = on_event
+        self.circuit = circuit
 
     def backoff_cap(self, retry: int) -> float:
         """Upper bound of the sleep before retry number ``retry`` (0-based)."""
@@ -98,13 +105,33 @@ class ProviderChain:
             return ChainResult([], self.primary.model, self.primary.name, False, 0)
 
         causes: list[EmbeddingProviderError] = []
+        circuit = self.circuit
+        if circuit is not None and not circuit.allow():
+            return self._fall_back(texts, causes, reason="circuit_open", message=f"{self.primary.name} circuit open")
+        # A probe of a half-open circuit is one call: retries would hold the write as long as
+        # the outage the circuit exists to skip.
+        policy = self.policy
+        if circuit is not None and circuit.state is not CircuitState.CLOSED:
+            policy = RetryPolicy(retries=0, base_backoff_s=0.0, budget_s=self.budget_s)
 
         def primary_call() -> list[Vector]:
             try:
-                return _checked(self.primary, texts)
-            except EmbeddingProviderError as exc:
-                causes.append(exc)
+                vectors = _checked(self.primary, texts)
+            except BaseException as exc:
+                if circuit is not None:
+                    circuit.record_failure()
+                if isinstance(exc, EmbeddingProviderError):
+                    causes.append(exc)
                 raise
+            if circuit is not None:
+                circuit.record_success()
+            return vectors
+
+        def retryable(error: Exception) -> bool:
+            if not (isinstance(error, EmbeddingProviderError) and error.retryable):
+                return False
+            # opened by this call's failures or by other threads': stop waiting on the primary
+            return circuit is None or circuit.state is CircuitState.CLOSED
 
         def on_retry(attempt: int, error: Exception, delay: float) -> None:
             self._emit("retry", provider=self.primary.name, attempt=attempt, delay_s=delay, error=str(error))
@@ -114,8 +141,8 @@ class ProviderChain:
         try:
             vectors = call_with_retries(
                 primary_call,
-                policy=self.policy,
-                retryable=lambda error: isinstance(error, EmbeddingProviderError) and error.retryable,
+                policy=policy,
+                retryable=retryable,
                 on_retry=on_retry,
                 sleep=self._sleep,
                 clock=self._clock,
@@ -123,14 +150,20 @@ class ProviderChain:
             )
         except RetriesExhausted as spent:
             reason = f"{spent.reason}_exhausted"
-        except EmbeddingProviderError:
-            reason = "non_retryable"
+        except EmbeddingProviderError as error:
+            # a retryable error the retry loop let through: the circuit opened meanwhile
+            reason = "circuit_open" if error.retryable and circuit is not None else "non_retryable"
         else:
             return ChainResult(vectors, self.primary.model, self.primary.name, False, len(causes) + 1)
 
+        message = f"{self.primary.name} failed {len(causes)}x ({reason}): {causes[-1]}"
+        return self._fall_back(texts, causes, reason=reason, message=message)
+
+    def _fall_back(
+        self, texts: list[str], causes: list[EmbeddingProviderError], *, reason: str, message: str
+    ) -> ChainResult:
+        """The fallback's answer after the primary failed ``len(causes)`` times (0: skipped)."""
         attempts = len(causes)
-        primary_error = causes[-1]
-        message = f"{self.primary.name} failed {attempts}x ({reason}): {primary_error}"
         if self.fallback is not None:
             self._emit(
                 "fallback",
@@ -138,7 +171,7 @@ class ProviderChain:
                 primary=self.primary.name,
                 reason=reason,
                 attempts=attempts,
-                error=str(primary_error),
+                error=str(causes[-1]) if causes else message,
             )
             try:
                 vectors = _checked(self.fallback, texts)
@@ -149,7 +182,9 @@ class ProviderChain:
                 return ChainResult(vectors, self.fallback.model, self.fallback.name, True, attempts)
 
         self._emit("unavailable", reason=reason, attempts=attempts, errors=len(causes))
-        raise EmbeddingUnavailable(f"no embedding: {message}", causes) from causes[-1]
+        # A skipped primary is worth deferring for: the circuit closes again once it recovers.
+        error = EmbeddingUnavailable(f"no embedding: {message}", causes or [EmbeddingProviderError(message)])
+        raise error from (causes[-1] if causes else None)
 
     def embed_with_fallback(self, texts: Sequence[str]) -> ChainResult:
         """``texts`` by the fallback alone, once: for the rest of a batch whose previous call

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,14 @@ from embeddings.cache import (
     embedding_cache_key,
 )
 from embeddings.chain import ProviderChain
+from embeddings.circuit import CircuitBreaker, CircuitState
 from embeddings.coalescing import CoalescingProvider
 from embeddings.providers.base import Embedding, EmbeddingProvider, EmbeddingProviderError, Vector
 from embeddings.providers.local import LocalMiniLMProvider
 from embeddings.providers.openai import OpenAIEmbeddingProvider
 from kubernaut_storage.metrics import (
     EMBEDDING_BATCH_TEXTS,
+    EMBEDDING_CIRCUIT_STATE,
     EMBEDDING_FALLBACKS,
     EMBEDDING_LATENCY,
     EMBEDDING_RETRIES,
@@ -165,6 +167,24 @@ def embedding_runtime() -> EmbeddingRuntime:
         return runtime
 
 
+def embedding_circuit_report() -> dict[str, str] | None:
+    """The primary's name and the state of this process's circuit breaker on it; None when
+    there is none (the local model is the only provider) or no embedding was asked for yet
+    (building the chain loads a model: a readiness probe must not)."""
+    runtime = _runtime
+    if runtime is None or runtime.pid != os.getpid() or runtime.chain.circuit is None:
+        return None
+    state = runtime.chain.circuit.state
+    return {"provider": runtime.chain.primary.name, "state": state.name.lower().replace("_", "-")}
+
+
+def embedding_backfill_chain() -> ProviderChain:
+    """The process's chain without its circuit breaker: a backfill runs to reach the primary
+    once it is back, so it asks it whatever the write path learned while it was down."""
+    chain = embedding_runtime().chain
+    return ProviderChain(chain.primary, chain.fallback, budget_s=chain.budget_s, on_event=_chain_event)
+
+
 def embedding_primary_chain() -> ProviderChain:
     """The process's primary alone, with the same retries, budget and metrics: no fallback.
 
@@ -268,7 +288,31 @@ def _chain_build() -> ProviderChain:
         on_batch=EMBEDDING_BATCH_TEXTS.labels("openai").observe,
     )
     fallback = local if settings.EMBEDDING_FALLBACK == "local" else None
-    return ProviderChain(primary, fallback, budget_s=settings.EMBEDDING_RETRY_BUDGET_S, on_event=_chain_event)
+    return ProviderChain(
+        primary,
+        fallback,
+        budget_s=settings.EMBEDDING_RETRY_BUDGET_S,
+        on_event=_chain_event,
+        circuit=circuit_breaker_build(provider=primary.name),
+    )
+
+
+def circuit_breaker_build(*, provider: str, clock: Callable[[], float] = time.monotonic) -> CircuitBreaker:
+    """The circuit breaker of `provider` from settings, its state kept in the metric."""
+    return CircuitBreaker(
+        failure_threshold=settings.EMBEDDING_CIRCUIT_FAILURES,
+        cooldown_s=settings.EMBEDDING_CIRCUIT_COOLDOWN_S,
+        clock=clock,
+        on_change=lambda state: _circuit_changed(provider, state),
+    )
+
+
+def _circuit_changed(provider: str, state: CircuitState) -> None:
+    EMBEDDING_CIRCUIT_STATE.labels(provider).set(int(state))
+    if state is CircuitState.OPEN:
+        logger.warning("embedding circuit of %s open: writes skip it until a probe succeeds", provider)
+    else:
+        logger.info("embedding circuit of %s %s", provider, state.name.lower().replace("_", "-"))
 
 
 def _cache_build() -> EmbeddingCache:
@@ -299,6 +343,8 @@ _RUNTIME_SETTINGS = frozenset(
         "EMBEDDING_OPENAI_MAX_IN_FLIGHT",
         "EMBEDDING_RETRY_BUDGET_S",
         "EMBEDDING_FALLBACK",
+        "EMBEDDING_CIRCUIT_FAILURES",
+        "EMBEDDING_CIRCUIT_COOLDOWN_S",
         "EMBEDDING_CACHE_TTL_S",
     }
 )

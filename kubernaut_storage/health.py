@@ -10,6 +10,8 @@ partition: without them writes fail, so readiness must fail first, while there i
 `audit_partitions_ensure`). In tokenreview mode it also needs a usable TokenReview client
 configuration. While the process drains after SIGTERM it answers 503 "draining" without
 checking anything, so the endpoint leaves the Service before gunicorn stops accepting.
+Its body also shows the embedding circuit breaker's state (`embedding_circuit`), which never
+makes the pod unready.
 
 Both are served by `ProbeMiddleware`, first in the stack: the kubelet sends the pod IP as Host
 (not in ALLOWED_HOSTS), and probes need no session, CSRF or access-log line every few seconds.
@@ -34,6 +36,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
+from embeddings.services import embedding_circuit_report
 from kubernaut_storage.auth import get_reviewer
 from kubernaut_storage.errors import problem_body
 from kubernaut_storage.metrics import READINESS_CHECK_FAILING
@@ -220,8 +223,11 @@ def readyz(request: HttpRequest) -> HttpResponse:
             READINESS_CHECK_FAILING.labels(check=check.name).set(0 if check.status == OK else 1)
     _log_transition(not failing, failing)
     report = {check.name: check.as_json() for check in checks}
+    # Shown, never failing readiness: with the circuit open writes still succeed (fallback or
+    # deferral), and an unready pod would only move its load onto the others.
+    circuit = embedding_circuit_report()
     if not failing:
-        return JsonResponse({"status": "ready", "checks": report})
+        return JsonResponse({"status": "ready", "checks": report, "embedding_circuit": circuit})
     body = problem_body(
         status_code=503,
         code="not_ready",
@@ -229,6 +235,7 @@ def readyz(request: HttpRequest) -> HttpResponse:
         instance=request.path,
     )
     body["checks"] = report
+    body["embedding_circuit"] = circuit
     response = problem_json_response(body, status=503)
     response["Retry-After"] = "5"
     return response

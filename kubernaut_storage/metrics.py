@@ -54,6 +54,14 @@ EMBEDDING_DEFERRALS = Counter(
     "kubernaut_embedding_deferrals_total",
     "Audit records stored without an embedding (every provider failed); backfilled later.",
 )
+# Across the workers of a pod the live maximum (open > half-open > closed): each worker has its
+# own breaker, and one that stopped calling the primary is what an operator needs to see.
+EMBEDDING_CIRCUIT_STATE = Gauge(
+    "kubernaut_embedding_circuit_state",
+    "Circuit breaker of the primary embedding provider: 0 closed, 1 half-open, 2 open.",
+    ["provider"],
+    multiprocess_mode="livemax",
+)
 IDEMPOTENCY_KEY_ANOMALIES = Counter(
     "kubernaut_idempotency_key_anomalies_total",
     "Idempotency keys whose stored answer names no matching audit row (forged or damaged);"

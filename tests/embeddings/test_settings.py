@@ -25,13 +25,11 @@ print(json.dumps({
 """
 
 
-def settings_with(**environment: str) -> subprocess.CompletedProcess[str]:
+def settings_with(*, code: str = PRINT_SETTINGS, **environment: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDDING_", "OPENAI_", "REDIS_URL"))}
     env.update(DJANGO_SETTINGS_MODULE="kubernaut_storage.settings.test")
     env.update(environment)
-    return subprocess.run(
-        [sys.executable, "-c", PRINT_SETTINGS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
 def read(**environment: str) -> dict[str, object]:

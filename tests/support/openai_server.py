@@ -31,7 +31,7 @@ from typing import Any, Literal, Self, cast, get_args
 import numpy as np
 import numpy.typing as npt
 
-Mode = Literal["ok", "slow", "error400", "error401", "error429", "error500", "drop", "malformed"]
+Mode = Literal["ok", "slow", "hang", "error400", "error401", "error429", "error500", "drop", "malformed"]
 MODES: frozenset[str] = frozenset(get_args(Mode))
 
 #: OpenAI's text-embedding-3-small default width, used when the request names no ``dimensions``
@@ -132,6 +132,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if mode == "slow" and owner._stopping.wait(delay_s):
             self.close_connection = True  # server stopping: do not hold stop() up
+            return
+        if mode == "hang":
+            # accept the request and never answer (until the server stops): a wedged API
+            owner._stopping.wait()
+            self.close_connection = True
             return
         if mode == "error500":
             self._send_error(

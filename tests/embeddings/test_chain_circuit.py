@@ -1,0 +1,103 @@
+"""ProviderChain with a circuit breaker: an open circuit skips the primary, a probe is one call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from embeddings.chain import EmbeddingUnavailable, ProviderChain
+from embeddings.circuit import CircuitBreaker, CircuitState
+from embeddings.providers.base import EmbeddingProviderError, Vector
+from tests.embeddings.test_chain import Recorder, RecordingLocalProvider
+from tests.embeddings.test_circuit import FakeClock
+
+
+class OutageProvider(RecordingLocalProvider):
+    """Fails every call with a retryable error (a 5xx, a timeout) while ``down``."""
+
+    name = "primary"
+    model = "primary-model"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    def embed(self, texts: Sequence[str]) -> list[Vector]:
+        if self.down:
+            self.calls.append(list(texts))
+            raise EmbeddingProviderError("primary: 500", retryable=True)
+        return super().embed(texts)
+
+
+def chain_with_circuit(
+    primary: OutageProvider, fallback: RecordingLocalProvider | None, clock: FakeClock, recorder: Recorder
+) -> ProviderChain:
+    circuit = CircuitBreaker(failure_threshold=5, cooldown_s=10.0, clock=clock)
+    return ProviderChain(
+        primary, fallback, retries=3, sleep=recorder.sleep, rng=lambda: 0.5, on_event=recorder.on_event, circuit=circuit
+    )
+
+
+def test_once_open_the_primary_is_not_called_and_the_fallback_answers() -> None:
+    primary, fallback, clock, recorder = OutageProvider(), RecordingLocalProvider(), FakeClock(), Recorder()
+    chain = chain_with_circuit(primary, fallback, clock, recorder)
+
+    first = chain.embed(["a"])  # four calls: below the threshold of five
+    second = chain.embed(["b"])  # its first call is the fifth failure: retries stop there
+    assert chain.circuit is not None
+    assert chain.circuit.state is CircuitState.OPEN
+    third = chain.embed(["c"])
+
+    assert len(primary.calls) == 5
+    assert (first.attempts, second.attempts, third.attempts) == (4, 1, 0)
+    assert [result.provider for result in (first, second, third)] == ["local"] * 3
+    fallbacks = [fields["reason"] for name, fields in recorder.events if name == "fallback"]
+    assert fallbacks == ["retries_exhausted", "circuit_open", "circuit_open"]
+
+
+def test_after_the_cooldown_one_probe_call_without_retries_and_success_closes_it() -> None:
+    primary, fallback, clock, recorder = OutageProvider(), RecordingLocalProvider(), FakeClock(), Recorder()
+    chain = chain_with_circuit(primary, fallback, clock, recorder)
+    chain.embed(["a"])
+    chain.embed(["b"])
+    assert chain.circuit is not None
+    clock.now += 10
+
+    probe = chain.embed(["c"])  # still down: one call, then the fallback
+    assert (len(primary.calls), probe.provider, chain.circuit.state) == (6, "local", CircuitState.OPEN)
+    clock.now += 10
+    primary.down = False
+    recovered = chain.embed(["d"])
+
+    assert (recovered.provider, recovered.attempts, chain.circuit.state) == ("primary", 1, CircuitState.CLOSED)
+    assert chain.embed(["e"]).provider == "primary"
+
+
+def test_without_a_fallback_an_open_circuit_is_unavailable_at_once_and_retryable() -> None:
+    primary, clock, recorder = OutageProvider(), FakeClock(), Recorder()
+    chain = chain_with_circuit(primary, None, clock, recorder)
+    for text in ("a", "b"):
+        with pytest.raises(EmbeddingUnavailable):
+            chain.embed([text])
+    calls = len(primary.calls)
+
+    with pytest.raises(EmbeddingUnavailable, match="circuit open") as raised:
+        chain.embed(["c"])
+
+    assert len(primary.calls) == calls
+    assert raised.value.retryable  # worth deferring: the backfill retries it later
+    assert recorder.names()[-1] == "unavailable"
+
+
+def test_a_non_retryable_failure_counts_toward_opening() -> None:
+    primary, clock, recorder = RecordingLocalProvider(fail=True), FakeClock(), Recorder()
+    circuit = CircuitBreaker(failure_threshold=2, cooldown_s=10.0, clock=clock)
+    chain = ProviderChain(primary, RecordingLocalProvider(), circuit=circuit, on_event=recorder.on_event)
+
+    chain.embed(["a"])
+    chain.embed(["b"])
+    chain.embed(["c"])
+
+    assert len(primary.calls) == 2
+    assert circuit.state is CircuitState.OPEN
