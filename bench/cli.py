@@ -6,6 +6,8 @@ Scenarios (each at a fixed concurrency, wrk + bench/post.lua, keep-alive connect
 - remote:  fresh texts, embedded by an OpenAI-compatible server that answers after a delay
            (tests/support/openai_server.py, default 100 ms);
 - local:   fresh texts, embedded in process by the local model;
+- degraded: the local scenario with an OpenAI-compatible primary that accepts requests and never
+           answers: the circuit breaker sends writes to the local model without waiting;
 - batch:   the batch endpoint, bodies of --batch-sizes records each (default 50), the four
            kinds mixed, cached texts, at the cached scenario's concurrency; one row per size,
            its throughput in records/s as well as requests/s;
@@ -33,7 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
-SCENARIOS = ("cached", "ceiling", "remote", "local", "batch")
+SCENARIOS = ("cached", "ceiling", "remote", "local", "degraded", "batch")
 #: Scenarios run when --scenarios is not given.
 DEFAULT_SCENARIOS = ("cached", "ceiling", "remote", "local")
 SMOKE = {"duration": 4.0, "warmup": 2.0, "prefill": 2000}
@@ -145,6 +147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ceiling": bench.ceiling,
             "remote": bench.remote,
             "local": bench.local,
+            "degraded": bench.degraded,
             "batch": bench.batch,
         }
         for name in args.scenarios:

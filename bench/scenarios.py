@@ -33,6 +33,8 @@ class Bench:
         self.work_dir = stack.ROOT / ".data" / "bench"
         self.redis: Any = None
         self.embedder: Any = None
+        #: the degraded scenario's embedder: accepts requests and never answers
+        self.hanging_embedder: Any = None
         self.templates: dict[bool, Path] = {}
         #: batch size → template file of batch bodies (cached texts)
         self.batch_templates: dict[int, Path] = {}
@@ -60,8 +62,9 @@ class Bench:
             self.batch_templates[size] = templates_write(self.work_dir / f"templates-batch-{size}.tsv", bodies)
 
     def stop(self) -> None:
-        if self.embedder is not None:
-            self.embedder.stop()
+        for embedder in (self.embedder, self.hanging_embedder):
+            if embedder is not None:
+                embedder.stop()
         if self.redis is not None:
             self.redis.stop()
 
@@ -97,6 +100,18 @@ class Bench:
 
     def local(self) -> dict[str, Any]:
         return self._http("local", remote=False, fresh=True, concurrency=self.args.concurrency)
+
+    def degraded(self) -> dict[str, Any]:
+        """The local scenario's load with the primary configured and hanging: each worker's
+        circuit breaker opens during the warm-up, then writes go to the local model without
+        waiting for the primary, but for one probe per worker and cool-down."""
+        from tests.support.openai_server import OpenAICompatibleServer
+
+        if self.hanging_embedder is None:
+            self.hanging_embedder = OpenAICompatibleServer(mode="hang").start()
+        return self._http(
+            "degraded", remote=True, fresh=True, concurrency=self.args.concurrency, embedder=self.hanging_embedder
+        )
 
     def batch(self) -> list[dict[str, Any]]:
         """The batch endpoint at each of --batch-sizes: cached texts, the kinds mixed."""
@@ -138,13 +153,11 @@ class Bench:
         )
         return row
 
-    def _env(self, *, remote: bool) -> dict[str, str]:
+    def _env(self, *, embedder: Any) -> dict[str, str]:
+        """The service's environment; `embedder` (None: the local model only) as its primary."""
         env = {"REDIS_URL": self.redis.url, "EMBEDDING_OPENAI_API_KEY": "", "OPENAI_API_KEY": ""}
-        if remote:
-            env.update(
-                EMBEDDING_OPENAI_API_KEY=REMOTE_API_KEY,
-                EMBEDDING_OPENAI_BASE_URL=f"{self.embedder.base_url}",
-            )
+        if embedder is not None:
+            env.update(EMBEDDING_OPENAI_API_KEY=REMOTE_API_KEY, EMBEDDING_OPENAI_BASE_URL=f"{embedder.base_url}")
         if self.args.workers:
             env["GUNICORN_WORKERS"] = str(self.args.workers)
         if self.args.threads:
@@ -160,11 +173,14 @@ class Bench:
         concurrency: int,
         templates: Path | None = None,
         batch_size: int = 1,
+        embedder: Any = None,
     ) -> dict[str, Any]:
         """`templates` (default: the single-record ones) posted by wrk; each request carries
-        `batch_size` records."""
+        `batch_size` records. With `remote`, `embedder` (default: the answering one) is the
+        primary."""
+        embedder = (embedder or self.embedder) if remote else None
         service = stack.Service(
-            db=self.db, env=self._env(remote=remote), log_path=self.work_dir / f"gunicorn-{name}.log"
+            db=self.db, env=self._env(embedder=embedder), log_path=self.work_dir / f"gunicorn-{name}.log"
         )
         service.start()
         try:
@@ -178,12 +194,12 @@ class Bench:
             wrk_run(url=service.url, templates=templates, concurrency=concurrency, duration_s=warmup)
             workers = service.worker_pids()
             redis_client = redis.Redis.from_url(self.redis.url)
-            before = self._counters(service.master_pid, workers, redis_client)
+            before = self._counters(service.master_pid, workers, redis_client, embedder)
             metrics_before = service.metric_totals()
             result = wrk_run(
                 url=service.url, templates=templates, concurrency=concurrency, duration_s=self.args.duration
             )
-            after = self._counters(service.master_pid, workers, redis_client)
+            after = self._counters(service.master_pid, workers, redis_client, embedder)
             metrics = _delta_means(metrics_before, service.metric_totals())
             peak_rss = {pid: stack.process_peak_rss_mb(pid) for pid in workers}
         finally:
@@ -191,7 +207,7 @@ class Bench:
         row = self._row(name, concurrency, result, before, after, peak_rss)
         return {**row, "batch_size": batch_size, "records_per_s": result.per_s * batch_size, **metrics}
 
-    def _counters(self, master: int, workers: list[int], redis_client: Any) -> dict[str, Any]:
+    def _counters(self, master: int, workers: list[int], redis_client: Any, embedder: Any) -> dict[str, Any]:
         stats = redis_client.info("stats")
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return {
@@ -207,7 +223,7 @@ class Bench:
             "wrk": children.ru_utime + children.ru_stime,
             "redis_hits": stats["keyspace_hits"],
             "redis_misses": stats["keyspace_misses"],
-            "embedder_calls": self.embedder.request_count,
+            "embedder_calls": embedder.request_count if embedder is not None else 0,
         }
 
     @staticmethod
