@@ -237,6 +237,9 @@ def _chain_event(name: str, fields: dict[str, Any]) -> None:
         logger.info("embedding retry %d of %s: %s", fields["attempt"], fields["provider"], fields["error"])
     elif name == "fallback":
         EMBEDDING_FALLBACKS.labels(fields["reason"]).inc()
+        if fields["attempts"] == 0:
+            # skipped by the open circuit: logged once when it opened, not once per write
+            return
         logger.warning(
             "embedding fell back to %s after %d %s call(s) (%s): %s",
             fields["provider"],
