@@ -23,6 +23,8 @@ from bench.wrk import HttpResult, wrk_run
 
 #: The remote embedder's key: any non-empty string makes the openai provider the primary.
 REMOTE_API_KEY = "bench-key"
+#: Unmeasured load before the degraded scenario, at least.
+DEGRADED_WARMUP_S = 20.0
 
 
 class Bench:
@@ -110,7 +112,15 @@ class Bench:
         if self.hanging_embedder is None:
             self.hanging_embedder = OpenAICompatibleServer(mode="hang").start()
         return self._http(
-            "degraded", remote=True, fresh=True, concurrency=self.args.concurrency, embedder=self.hanging_embedder
+            "degraded",
+            remote=True,
+            fresh=True,
+            concurrency=self.args.concurrency,
+            embedder=self.hanging_embedder,
+            # Measures the outage's steady state: a worker's circuit opens only after its own
+            # first failures (timeouts), and a worker gunicorn hands few connections to can
+            # take several seconds to collect them.
+            warmup=max(self.args.warmup, DEGRADED_WARMUP_S),
         )
 
     def batch(self) -> list[dict[str, Any]]:
@@ -174,6 +184,7 @@ class Bench:
         templates: Path | None = None,
         batch_size: int = 1,
         embedder: Any = None,
+        warmup: float | None = None,
     ) -> dict[str, Any]:
         """`templates` (default: the single-record ones) posted by wrk; each request carries
         `batch_size` records. With `remote`, `embedder` (default: the answering one) is the
@@ -185,7 +196,7 @@ class Bench:
         service.start()
         try:
             templates = templates or self.templates[fresh]
-            warmup = self.args.warmup
+            warmup = self.args.warmup if warmup is None else warmup
             if not fresh:
                 # Long enough for every template's text to reach the cache twice over, even
                 # if each lookup misses and waits for the remote embedder.

@@ -14,13 +14,15 @@ once, even when the budget is spent: a late answer beats no answer.
 
 With a circuit breaker (embeddings/circuit.py), a call the breaker refuses goes straight to the
 fallback (reason ``circuit_open``) without touching the primary; the half-open probe is one
-primary call without retries, and retries stop as soon as the circuit opens.
+primary call without retries, made in the background while its caller is answered by the
+fallback; retries stop as soon as the circuit opens.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -94,6 +96,8 @@ class ProviderChain:
         self._rng = rng
         self._on_event = on_event
         self.circuit = circuit
+        #: the last probe of the half-open circuit started (tests wait for it)
+        self.probe: threading.Thread | None = None
 
     def backoff_cap(self, retry: int) -> float:
         """Upper bound of the sleep before retry number ``retry`` (0-based)."""
@@ -106,13 +110,18 @@ class ProviderChain:
 
         causes: list[EmbeddingProviderError] = []
         circuit = self.circuit
-        if circuit is not None and not circuit.allow():
-            return self._fall_back(texts, causes, reason="circuit_open", message=f"{self.primary.name} circuit open")
-        # A probe of a half-open circuit is one call: retries would hold the write as long as
-        # the outage the circuit exists to skip.
-        policy = self.policy
-        if circuit is not None and circuit.state is not CircuitState.CLOSED:
-            policy = RetryPolicy(retries=0, base_backoff_s=0.0, budget_s=self.budget_s)
+        if circuit is not None:
+            if not circuit.allow():
+                return self._fall_back(
+                    texts, causes, reason="circuit_open", message=f"{self.primary.name} circuit open"
+                )
+            if circuit.state is not CircuitState.CLOSED:
+                # This caller holds the half-open circuit's probe. It runs in the background:
+                # no write waits on a primary the circuit distrusts (a hanging one would hold
+                # it for a timeout), and this one is answered like the others meanwhile.
+                self._probe_start(circuit, texts)
+                message = f"{self.primary.name} circuit half-open, probing"
+                return self._fall_back(texts, causes, reason="circuit_open", message=message)
 
         def primary_call() -> list[Vector]:
             try:
@@ -141,7 +150,7 @@ class ProviderChain:
         try:
             vectors = call_with_retries(
                 primary_call,
-                policy=policy,
+                policy=self.policy,
                 retryable=retryable,
                 on_retry=on_retry,
                 sleep=self._sleep,
@@ -158,6 +167,27 @@ class ProviderChain:
 
         message = f"{self.primary.name} failed {len(causes)}x ({reason}): {causes[-1]}"
         return self._fall_back(texts, causes, reason=reason, message=message)
+
+    def _probe_start(self, circuit: CircuitBreaker, texts: list[str]) -> None:
+        """One call to the primary on a thread of its own; its outcome closes or reopens the
+        circuit. The vectors are dropped: the caller was answered by the fallback."""
+
+        def probe() -> None:
+            succeeded = False
+            try:
+                _checked(self.primary, texts)
+                succeeded = True
+            except EmbeddingProviderError as exc:
+                logger.info("embedding circuit probe of %s failed: %s", self.primary.name, exc)
+            finally:
+                # in `finally`: a probe that died of a bug must not leave the circuit half-open
+                if succeeded:
+                    circuit.record_success()
+                else:
+                    circuit.record_failure()
+
+        self.probe = threading.Thread(target=probe, name=f"embedding-probe-{self.primary.name}", daemon=True)
+        self.probe.start()
 
     def _fall_back(
         self, texts: list[str], causes: list[EmbeddingProviderError], *, reason: str, message: str

@@ -56,7 +56,7 @@ def test_once_open_the_primary_is_not_called_and_the_fallback_answers() -> None:
     assert fallbacks == ["retries_exhausted", "circuit_open", "circuit_open"]
 
 
-def test_after_the_cooldown_one_probe_call_without_retries_and_success_closes_it() -> None:
+def test_after_the_cooldown_one_background_probe_and_its_success_closes_it() -> None:
     primary, fallback, clock, recorder = OutageProvider(), RecordingLocalProvider(), FakeClock(), Recorder()
     chain = chain_with_circuit(primary, fallback, clock, recorder)
     chain.embed(["a"])
@@ -64,14 +64,41 @@ def test_after_the_cooldown_one_probe_call_without_retries_and_success_closes_it
     assert chain.circuit is not None
     clock.now += 10
 
-    probe = chain.embed(["c"])  # still down: one call, then the fallback
-    assert (len(primary.calls), probe.provider, chain.circuit.state) == (6, "local", CircuitState.OPEN)
+    # still down: the write is answered by the fallback; its probe is one call, no retries
+    assert chain.embed(["c"]).provider == "local"
+    assert chain.probe is not None
+    chain.probe.join()
+    assert (len(primary.calls), chain.circuit.state) == (6, CircuitState.OPEN)
     clock.now += 10
     primary.down = False
-    recovered = chain.embed(["d"])
+    assert chain.embed(["d"]).provider == "local"  # the probe's caller never waits for it
+    chain.probe.join()
 
-    assert (recovered.provider, recovered.attempts, chain.circuit.state) == ("primary", 1, CircuitState.CLOSED)
-    assert chain.embed(["e"]).provider == "primary"
+    assert primary.calls[-1] == ["d"]
+    assert chain.circuit.state is CircuitState.CLOSED
+    recovered = chain.embed(["e"])
+    assert (recovered.provider, recovered.attempts) == ("primary", 1)
+
+
+# the bug itself surfaces through threading.excepthook, as any thread's does
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_probe_that_dies_of_a_bug_reopens_the_circuit() -> None:
+    primary, clock = OutageProvider(), FakeClock()
+    chain = chain_with_circuit(primary, RecordingLocalProvider(), clock, Recorder())
+    chain.embed(["a"])
+    chain.embed(["b"])
+    clock.now += 10
+
+    def broken(texts: Sequence[str]) -> list[Vector]:
+        raise RuntimeError("bug")
+
+    primary.embed = broken  # type: ignore[method-assign]
+    chain.embed(["c"])
+    assert chain.probe is not None
+    chain.probe.join()
+
+    assert chain.circuit is not None
+    assert chain.circuit.state is CircuitState.OPEN
 
 
 def test_without_a_fallback_an_open_circuit_is_unavailable_at_once_and_retryable() -> None:
