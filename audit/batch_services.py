@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,13 +27,12 @@ from audit.idempotency import (
     AuditWrite,
     ConcurrentKeyClaimError,
     UntrustedIdempotencyKey,
-    canonical_json,
     idempotency_key_claim,
     idempotent_replay,
     request_sha256,
 )
 from audit.models import AUDIT_MODELS, AuditKind
-from audit.services import SEED_COLUMNS, audit_embedding_seed
+from audit.services import SEED_COLUMNS, audit_embedding_seed, created_body, record_content_sha256
 from audit.texts import audit_text
 from audit.write_database import connection_release, jsonb, server_binding_cursor, with_db_retries
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
@@ -104,7 +102,6 @@ def audit_batch_create(
         logger.warning("embedding deferred for records of a batch: %s", embedded.deferral_reason)
 
     recorded_at = timezone.now()
-    recorded = recorded_at.isoformat().replace("+00:00", "Z")
     statements = [
         audit_batch_insert_statement(
             kind=kind,
@@ -114,7 +111,9 @@ def audit_batch_create(
                     record=records[index],
                     embedding=embedded.embeddings[index],
                     input_sha256=text_sha256(texts[index]),
-                    content_sha256=_content_sha256(records[index].payload, recorded_at, actor),
+                    content_sha256=record_content_sha256(
+                        payload=records[index].payload, recorded_at=recorded_at, actor=actor
+                    ),
                 )
                 for index in indexes
             ],
@@ -131,13 +130,12 @@ def audit_batch_create(
         with transaction.atomic():
             for statement in statements:
                 for index, (audit_id, embedding_id) in zip(statement.indexes, statement.execute(), strict=True):
-                    results[index] = {
-                        "id": audit_id,
-                        "embeddingId": embedding_id,
-                        "embeddingStatus": "stored" if embedding_id is not None else "pending",
-                        "correlationId": records[index].data["correlation_id"],
-                        "recordedAt": recorded,
-                    }
+                    results[index] = created_body(
+                        audit_id=audit_id,
+                        embedding_id=embedding_id,
+                        correlation_id=records[index].data["correlation_id"],
+                        recorded_at=recorded_at,
+                    )
             body = {"results": results}
             if idempotency_key is not None and not idempotency_key_claim(
                 actor=actor,
@@ -172,11 +170,6 @@ def audit_batch_create(
         # Counted once committed, as for single writes: the rows `embeddings_backfill` has to do.
         EMBEDDING_DEFERRALS.inc(pending)
     return written
-
-
-def _content_sha256(payload: Mapping[str, Any], recorded_at: dt.datetime, actor: str) -> str:
-    content = {"payload": payload, "recordedAt": recorded_at.isoformat(), "actor": actor}
-    return hashlib.sha256(canonical_json(content)).hexdigest()
 
 
 def _indexes_by_kind(records: Sequence[BatchRecord]) -> dict[AuditKind, list[int]]:

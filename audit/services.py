@@ -89,9 +89,6 @@ def audit_record_create(
         embedding, deferral_reason = None, str(exc) or type(exc).__name__
 
     recorded_at = timezone.now()
-    content_sha256 = hashlib.sha256(
-        canonical_json({"payload": payload, "recordedAt": recorded_at.isoformat(), "actor": actor})
-    ).hexdigest()
     statement = audit_insert_statement(
         kind=kind,
         data=data,
@@ -99,20 +96,16 @@ def audit_record_create(
         actor=actor,
         request_id=request_id,
         recorded_at=recorded_at,
-        content_sha256=content_sha256,
+        content_sha256=record_content_sha256(payload=payload, recorded_at=recorded_at, actor=actor),
         embedding=embedding,
         input_sha256=text_sha256(text),
         deferral_reason=deferral_reason,
     )
 
     def created(audit_id: int, embedding_id: int | None) -> dict[str, Any]:
-        return {
-            "id": audit_id,
-            "embeddingId": embedding_id,
-            "embeddingStatus": "stored" if embedding is not None else "pending",
-            "correlationId": data["correlation_id"],
-            "recordedAt": recorded_at.isoformat().replace("+00:00", "Z"),
-        }
+        return created_body(
+            audit_id=audit_id, embedding_id=embedding_id, correlation_id=data["correlation_id"], recorded_at=recorded_at
+        )
 
     def write() -> AuditWrite:
         if idempotency_key is None and not connection.in_atomic_block:
@@ -146,6 +139,26 @@ def audit_record_create(
         # the metric then equals the rows `embeddings_backfill` has to do.
         EMBEDDING_DEFERRALS.inc()
     return written
+
+
+def record_content_sha256(*, payload: Mapping[str, Any], recorded_at: dt.datetime, actor: str) -> str:
+    """The write-time fingerprint stored in `content_sha256`: the body as received, when and by whom."""
+    return hashlib.sha256(
+        canonical_json({"payload": payload, "recordedAt": recorded_at.isoformat(), "actor": actor})
+    ).hexdigest()
+
+
+def created_body(
+    *, audit_id: int, embedding_id: int | None, correlation_id: str, recorded_at: dt.datetime
+) -> dict[str, Any]:
+    """The 201 body of one stored record (a batch answers one per record)."""
+    return {
+        "id": audit_id,
+        "embeddingId": embedding_id,
+        "embeddingStatus": "stored" if embedding_id is not None else "pending",
+        "correlationId": correlation_id,
+        "recordedAt": recorded_at.isoformat().replace("+00:00", "Z"),
+    }
 
 
 def audit_embedding_seed(*, kind: AuditKind, data: Mapping[str, Any]) -> dict[str, str]:
