@@ -26,19 +26,18 @@ from django.utils import timezone
 from audit.idempotency import (
     AuditWrite,
     ConcurrentKeyClaimError,
-    UntrustedIdempotencyKey,
     idempotency_key_claim,
-    idempotent_replay,
+    idempotency_key_lookup,
+    replay_after_lost_claim,
     request_sha256,
 )
 from audit.models import AUDIT_MODELS, AuditKind
 from audit.services import SEED_COLUMNS, audit_embedding_seed, created_body, record_content_sha256
 from audit.texts import audit_text
-from audit.write_database import connection_release, jsonb, server_binding_cursor, with_db_retries
+from audit.write_database import jsonb, server_binding_cursor, with_db_retries
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 from embeddings.providers.base import Embedding
 from embeddings.services import embeddings_for_texts, text_sha256
-from kubernaut_storage.exceptions import IdempotencyKeyInFlight
 from kubernaut_storage.metrics import EMBEDDING_DEFERRALS
 
 logger = logging.getLogger(__name__)
@@ -76,24 +75,16 @@ def audit_batch_create(
     # Hashed only for a key: a batch body is up to AUDIT_MAX_BODY_BYTES of canonical JSON.
     payload_sha256 = request_sha256(payload) if idempotency_key is not None else ""
     record_kinds = [record.kind for record in records]
-    if idempotency_key is not None:
-        key = idempotency_key
-        try:
-            replay = with_db_retries(
-                lambda: idempotent_replay(
-                    actor=actor,
-                    kind=BATCH_IDEMPOTENCY_SCOPE,
-                    key=key,
-                    payload_sha256=payload_sha256,
-                    record_kinds=record_kinds,
-                )
-            )
-        except UntrustedIdempotencyKey:
-            # A planted key must not suppress the write: store the batch, without the key.
-            idempotency_key, replay = None, None
-        if replay is not None:
-            return replay
-        connection_release()
+    lookup = idempotency_key_lookup(
+        actor=actor,
+        kind=BATCH_IDEMPOTENCY_SCOPE,
+        key=idempotency_key,
+        payload_sha256=payload_sha256,
+        record_kinds=record_kinds,
+    )
+    if lookup.replay is not None:
+        return lookup.replay
+    idempotency_key = lookup.key
 
     texts = [audit_text(kind=record.kind, data=record.data) for record in records]
     embedded = embeddings_for_texts(texts=texts)
@@ -152,19 +143,13 @@ def audit_batch_create(
     except ConcurrentKeyClaimError:
         # A concurrent batch with the same key committed first; ours rolled back whole.
         assert idempotency_key is not None
-        retried_key = idempotency_key
-        replay = with_db_retries(
-            lambda: idempotent_replay(
-                actor=actor,
-                kind=BATCH_IDEMPOTENCY_SCOPE,
-                key=retried_key,
-                payload_sha256=payload_sha256,
-                record_kinds=record_kinds,
-            )
+        return replay_after_lost_claim(
+            actor=actor,
+            kind=BATCH_IDEMPOTENCY_SCOPE,
+            key=idempotency_key,
+            payload_sha256=payload_sha256,
+            record_kinds=record_kinds,
         )
-        if replay is None:  # pragma: no cover - the conflicting row committed, so it exists
-            raise IdempotencyKeyInFlight() from None
-        return replay
     pending = sum(1 for embedding in embedded.embeddings if embedding is None)
     if pending:
         # Counted once committed, as for single writes: the rows `embeddings_backfill` has to do.

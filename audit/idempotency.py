@@ -25,7 +25,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from audit.models import AUDIT_MODELS, AuditKind, IdempotencyKey
-from kubernaut_storage.exceptions import IdempotencyKeyReused
+from audit.write_database import connection_release, with_db_retries
+from kubernaut_storage.exceptions import IdempotencyKeyInFlight, IdempotencyKeyReused
 from kubernaut_storage.metrics import IDEMPOTENCY_KEY_ANOMALIES
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,56 @@ def idempotent_replay(
     if not same_body:
         raise IdempotencyKeyReused()
     return AuditWrite(body=claimed.response_body, replayed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLookup:
+    """Before a write: the stored answer to replay, if any, and the key the write must claim
+    (None without a key, or when the stored key is not to be trusted)."""
+
+    replay: AuditWrite | None
+    key: str | None
+
+
+def idempotency_key_lookup(
+    *, actor: str, kind: str, key: str | None, payload_sha256: str, record_kinds: Sequence[AuditKind]
+) -> KeyLookup:
+    """The replay check every write makes before embedding.
+
+    A planted key (`UntrustedIdempotencyKey`) must not suppress the write: the request is then
+    written without the key. When there is no replay the pooled connection is given back, as
+    the embedding that follows may take a while.
+    """
+    if key is None:
+        return KeyLookup(replay=None, key=None)
+    claimed_key = key
+    try:
+        replay = with_db_retries(
+            lambda: idempotent_replay(
+                actor=actor, kind=kind, key=claimed_key, payload_sha256=payload_sha256, record_kinds=record_kinds
+            )
+        )
+    except UntrustedIdempotencyKey:
+        connection_release()
+        return KeyLookup(replay=None, key=None)
+    if replay is None:
+        connection_release()
+    return KeyLookup(replay=replay, key=claimed_key)
+
+
+def replay_after_lost_claim(
+    *, actor: str, kind: str, key: str, payload_sha256: str, record_kinds: Sequence[AuditKind]
+) -> AuditWrite:
+    """A concurrent request with the same key committed first and our transaction rolled back:
+    answer as a retry of that request would be."""
+    replay = with_db_retries(
+        lambda: idempotent_replay(
+            actor=actor, kind=kind, key=key, payload_sha256=payload_sha256, record_kinds=record_kinds
+        )
+    )
+    if replay is None:  # pragma: no cover - the conflicting row committed, so it exists
+        raise IdempotencyKeyInFlight() from None
+    return replay
 
 
 def _answer_checks_out(claimed: IdempotencyKey, *, record_kinds: Sequence[AuditKind] | None) -> bool:

@@ -30,19 +30,18 @@ from django.utils import timezone
 from audit.idempotency import (
     AuditWrite,
     ConcurrentKeyClaimError,
-    UntrustedIdempotencyKey,
     canonical_json,
     idempotency_key_claim,
-    idempotent_replay,
+    idempotency_key_lookup,
+    replay_after_lost_claim,
     request_sha256,
 )
 from audit.models import AUDIT_MODELS, AuditKind
 from audit.texts import audit_text
-from audit.write_database import connection_release, jsonb, server_binding_cursor, with_db_retries
+from audit.write_database import jsonb, server_binding_cursor, with_db_retries
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 from embeddings.providers.base import Embedding, EmbeddingProviderError
 from embeddings.services import embedding_for_text, text_sha256
-from kubernaut_storage.exceptions import IdempotencyKeyInFlight
 from kubernaut_storage.metrics import EMBEDDING_DEFERRALS
 
 logger = logging.getLogger(__name__)
@@ -63,20 +62,12 @@ def audit_record_create(
     as received (camelCase), stored verbatim and hashed for idempotency.
     """
     payload_sha256 = request_sha256(payload)
-    if idempotency_key is not None:
-        key = idempotency_key
-        try:
-            replay = with_db_retries(
-                lambda: idempotent_replay(
-                    actor=actor, kind=kind, key=key, payload_sha256=payload_sha256, record_kinds=[kind]
-                )
-            )
-        except UntrustedIdempotencyKey:
-            # A planted key must not suppress the write: store it, without the key.
-            idempotency_key, replay = None, None
-        if replay is not None:
-            return replay
-        connection_release()
+    lookup = idempotency_key_lookup(
+        actor=actor, kind=kind, key=idempotency_key, payload_sha256=payload_sha256, record_kinds=[kind]
+    )
+    if lookup.replay is not None:
+        return lookup.replay
+    idempotency_key = lookup.key
 
     text = audit_text(kind=kind, data=data)
     embedding: Embedding | None
@@ -123,17 +114,11 @@ def audit_record_create(
         written = with_db_retries(write)
     except ConcurrentKeyClaimError:
         # A concurrent request with the same key committed first; our transaction rolled
-        # back, so exactly one row exists. Answer as a retry of that request would be.
+        # back, so exactly one row exists.
         assert idempotency_key is not None
-        retried_key = idempotency_key
-        replay = with_db_retries(
-            lambda: idempotent_replay(
-                actor=actor, kind=kind, key=retried_key, payload_sha256=payload_sha256, record_kinds=[kind]
-            )
+        return replay_after_lost_claim(
+            actor=actor, kind=kind, key=idempotency_key, payload_sha256=payload_sha256, record_kinds=[kind]
         )
-        if replay is None:  # pragma: no cover - the conflicting row committed, so it exists
-            raise IdempotencyKeyInFlight() from None
-        return replay
     if embedding is None:
         # Counted once the record and its backlog row committed, not when the chain failed:
         # the metric then equals the rows `embeddings_backfill` has to do.
