@@ -1,0 +1,90 @@
+"""After a database outage longer than the pool's first backoff steps, /readyz and writes come
+back within ~2 s of the database accepting connections, and during the outage writes answer
+503 + Retry-After after the pool's timeout instead of hanging.
+
+A real gunicorn (one worker, so one pool) on a PostgreSQL server of this module's own, which
+the test stops (`pg_ctl stop -m fast`) and starts again on the same data and socket directory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from audit.models import AuditKind
+from tests.factories import VALID_BODIES
+from tests.support.gunicorn import Gunicorn, Response, running_gunicorn
+from tests.support.temporary_postgres import TemporaryPostgres, temporary_postgres
+
+WRITE_PATH = "/api/v1/audit/remediation"
+# Long enough that psycopg_pool's default backoff (attempts ~1, 3, 7, 15, 31 s after the first
+# failure) would next try ~10 s after the database is back.
+OUTAGE_S = 20.0
+# The pool's timeout (settings: 2 s) bounds a request's wait for a connection.
+POOL_TIMEOUT_S = 2.0
+# The target is 2 s. The slack covers what is not the pool: the request itself (a write embeds
+# its text with the local model, tens of ms) and a 2-core machine busy with the rest of the
+# suite; it is far below the ~10 s the default backoff costs after this outage.
+RECOVERY_LIMIT_S = 2.0 + 0.5
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[TemporaryPostgres]:
+    with temporary_postgres(database="recovery") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gunicorn(postgres: TemporaryPostgres) -> Iterator[Gunicorn]:
+    with running_gunicorn(DATABASE_URL=postgres.url, GUNICORN_WORKERS="1") as server:
+        yield server
+
+
+def _write(gunicorn: Gunicorn) -> Response:
+    return gunicorn.request("POST", WRITE_PATH, body=VALID_BODIES[AuditKind.REMEDIATION]())
+
+
+def _seconds_until(status: int, send: Callable[[], Response], *, since: float, timeout_s: float = 30.0) -> float:
+    """Send until an answer has `status`; seconds from `since` to that answer."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if send().status == status:
+            return time.monotonic() - since
+        time.sleep(0.05)
+    raise AssertionError(f"no {status} within {timeout_s} s")
+
+
+def test_readiness_and_writes_return_within_two_seconds_of_the_database(gunicorn, postgres):
+    gunicorn.wait_until("/readyz", 200)
+    assert _write(gunicorn).status == 201
+
+    postgres.stop()
+    try:
+        # Requests keep wanting a connection during the outage, as probes and retrying
+        # clients do: each write gives up after the pool's timeout, never hangs.
+        outage_end = time.monotonic() + OUTAGE_S
+        while time.monotonic() < outage_end:
+            started = time.monotonic()
+            write = _write(gunicorn)
+            elapsed = time.monotonic() - started
+            assert write.status == 503, write.body
+            assert write.headers["retry-after"].isdigit()
+            assert elapsed < POOL_TIMEOUT_S + 1.0, f"a write took {elapsed:.2f} s to answer during the outage"
+            assert gunicorn.request("GET", "/readyz").status == 503
+    finally:
+        postgres.start(wait=False)
+    start_deadline = time.monotonic() + 30
+    while not postgres.accepts_connections():
+        assert time.monotonic() < start_deadline, "the test's PostgreSQL did not start again"
+        time.sleep(0.01)
+    back = time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        ready = executor.submit(_seconds_until, 200, lambda: gunicorn.request("GET", "/readyz"), since=back)
+        written = executor.submit(_seconds_until, 201, lambda: _write(gunicorn), since=back)
+        ready_s, written_s = ready.result(), written.result()
+    assert ready_s <= RECOVERY_LIMIT_S, f"/readyz answered 200 {ready_s:.2f} s after the database was back"
+    assert written_s <= RECOVERY_LIMIT_S, f"a write answered 201 {written_s:.2f} s after the database was back"
