@@ -116,14 +116,15 @@ if DATABASE_POOL_SIZE > 0:
         # and the write answers 503 at once (audit/services.py): waiting again cannot help.
         "timeout": 2.0,
         "max_idle": 300.0,
-        # While the database is down the pool retries a connection with exponential backoff
-        # (1, 2, 4 ... 64 s) for reconnect_timeout, and starts no other attempt meanwhile: with
-        # psycopg_pool's 300 s default, a pod came back up to ~35 s after the database did.
-        # Giving up after the wait one request can spend (timeout above) keeps the attempts
-        # ~1 s apart (at 0, ~1 and 2 s); the next request that wants a connection then starts
-        # a fresh attempt at once, so after an outage of any length a request finds the
-        # database within ~1 s of its return. Still at most one attempt under way per process
-        # however many requests wait: the pool grows by one connection at a time.
+        # A failed connection attempt is retried with exponential backoff (1, 2, 4 ... 64 s)
+        # until reconnect_timeout, and while one is scheduled the pool starts no other: with
+        # psycopg_pool's 300 s default a pod came back up to ~35 s after the database did.
+        # Giving up after the timeout above instead keeps a process's attempts ~1 s apart (at
+        # 0, ~1 and 2 s) and lets the next request that wants a connection start a fresh one
+        # at once, so whatever the outage's length a request finds the database within ~1 s of
+        # its return. The pool still grows one connection at a time: however many requests
+        # wait, a process has one attempt under way (plus, in an outage's first 2 s, one per
+        # connection it lost).
         "reconnect_timeout": 2.0,
     }
 else:
