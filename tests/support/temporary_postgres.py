@@ -58,7 +58,8 @@ def temporary_postgres(*, database: str) -> Iterator[TemporaryPostgres]:
     server = get_server(parent / "pg", cleanup_mode=None)
     postgres = TemporaryPostgres(server.pgdata, server.get_postmaster_info().socket_dir, server.system_user, database)
     try:
-        with psycopg.connect(host=str(postgres.socket_dir), user="postgres", dbname="postgres", autocommit=True) as admin:
+        socket_dir = str(postgres.socket_dir)
+        with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as admin:
             admin.execute(f"CREATE DATABASE {database}")
         subprocess.run(
             [str(REPO / ".venv" / "bin" / "python"), "manage.py", "migrate", "--noinput"],
