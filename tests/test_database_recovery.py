@@ -23,8 +23,11 @@ WRITE_PATH = "/api/v1/audit/remediation"
 # Long enough that psycopg_pool's default backoff (attempts ~1, 3, 7, 15, 31 s after the first
 # failure) would next try ~10 s after the database is back.
 OUTAGE_S = 20.0
-# The pool's timeout (settings: 2 s) bounds a request's wait for a connection.
+# The pool's settings: a request waits at most its timeout for a connection.
 POOL_TIMEOUT_S = 2.0
+POOL_SIZE = 8
+# The worker's threads: all of them write during the outage.
+THREADS = 4
 # The target is 2 s. The slack covers what is not the pool: the request itself (a write embeds
 # its text with the local model, tens of ms) and a 2-core machine busy with the rest of the
 # suite; it is far below the ~10 s the default backoff costs after this outage.
@@ -39,12 +42,27 @@ def postgres() -> Iterator[TemporaryPostgres]:
 
 @pytest.fixture(scope="module")
 def gunicorn(postgres: TemporaryPostgres) -> Iterator[Gunicorn]:
-    with running_gunicorn(DATABASE_URL=postgres.url, GUNICORN_WORKERS="1") as server:
+    with running_gunicorn(
+        DATABASE_URL=postgres.url,
+        DATABASE_POOL_SIZE=str(POOL_SIZE),
+        GUNICORN_WORKERS="1",
+        GUNICORN_THREADS=str(THREADS),
+    ) as server:
         yield server
 
 
 def _write(gunicorn: Gunicorn) -> Response:
     return gunicorn.request("POST", WRITE_PATH, body=VALID_BODIES[AuditKind.REMEDIATION]())
+
+
+def _writes_until(gunicorn: Gunicorn, end: float) -> list[tuple[Response, float]]:
+    """Write again and again until `end`: each answer with the seconds it took."""
+    answers = []
+    while time.monotonic() < end:
+        started = time.monotonic()
+        answer = _write(gunicorn)
+        answers.append((answer, time.monotonic() - started))
+    return answers
 
 
 def _seconds_until(status: int, send: Callable[[], Response], *, since: float, timeout_s: float = 30.0) -> float:
@@ -57,23 +75,26 @@ def _seconds_until(status: int, send: Callable[[], Response], *, since: float, t
     raise AssertionError(f"no {status} within {timeout_s} s")
 
 
+def _failed_connection_attempts(lines: list[str]) -> int:
+    # psycopg_pool logs each failed attempt to connect as a warning.
+    return sum("error connecting in" in line for line in lines)
+
+
 def test_readiness_and_writes_return_within_two_seconds_of_the_database(gunicorn, postgres):
     gunicorn.wait_until("/readyz", 200)
     assert _write(gunicorn).status == 201
 
     postgres.stop()
+    stopped_at_line = len(gunicorn.lines)
     try:
-        # Requests keep wanting a connection during the outage, as probes and retrying
-        # clients do: each write gives up after the pool's timeout, never hangs.
+        # Every thread of the worker wants a connection all through the outage, as retrying
+        # clients make them: each write gives up after the pool's timeout, never hangs.
         outage_end = time.monotonic() + OUTAGE_S
-        while time.monotonic() < outage_end:
-            started = time.monotonic()
-            write = _write(gunicorn)
-            elapsed = time.monotonic() - started
-            assert write.status == 503, write.body
-            assert write.headers["retry-after"].isdigit()
-            assert elapsed < POOL_TIMEOUT_S + 1.0, f"a write took {elapsed:.2f} s to answer during the outage"
-            assert gunicorn.request("GET", "/readyz").status == 503
+        with ThreadPoolExecutor(max_workers=THREADS) as executor:
+            floods = [executor.submit(_writes_until, gunicorn, outage_end) for _ in range(THREADS)]
+            answers = [answer for flood in floods for answer in flood.result()]
+        assert gunicorn.request("GET", "/readyz").status == 503
+        attempts = _failed_connection_attempts(gunicorn.lines[stopped_at_line:])
     finally:
         postgres.start(wait=False)
     start_deadline = time.monotonic() + 30
@@ -88,3 +109,12 @@ def test_readiness_and_writes_return_within_two_seconds_of_the_database(gunicorn
         ready_s, written_s = ready.result(), written.result()
     assert ready_s <= RECOVERY_LIMIT_S, f"/readyz answered 200 {ready_s:.2f} s after the database was back"
     assert written_s <= RECOVERY_LIMIT_S, f"a write answered 201 {written_s:.2f} s after the database was back"
+
+    assert {answer.status for answer, _ in answers} == {503}
+    assert all(answer.headers["retry-after"].isdigit() for answer, _ in answers)
+    slowest = max(seconds for _, seconds in answers)
+    assert slowest < POOL_TIMEOUT_S + 1.0, f"a write took {slowest:.2f} s to answer during the outage"
+    # The pool grows one connection at a time: about one attempt a second however many
+    # threads wait (two back to back where one attempt gives up and the next starts), plus
+    # up to three for each connection the outage broke (pool size 8).
+    assert 0 < attempts <= 2 * OUTAGE_S + 3 * POOL_SIZE, f"{attempts} connection attempts in {OUTAGE_S} s"
