@@ -121,10 +121,10 @@ if DATABASE_POOL_SIZE > 0:
         # psycopg_pool's 300 s default a pod came back up to ~35 s after the database did.
         # Giving up after the timeout above instead keeps a process's attempts ~1 s apart (at
         # 0, ~1 and 2 s) and lets the next request that wants a connection start a fresh one
-        # at once, so whatever the outage's length a request finds the database within ~1 s of
-        # its return. The pool still grows one connection at a time: however many requests
-        # wait, a process has one attempt under way (plus, in an outage's first 2 s, one per
-        # connection it lost).
+        # at once, so whatever the outage's length a request that comes after the database's
+        # return has a connection within ~1 s. The pool still grows one connection at a time:
+        # however many requests wait, a process has one attempt under way (plus, in an
+        # outage's first 2 s, one per connection it lost).
         "reconnect_timeout": 2.0,
     }
 else:
