@@ -1,7 +1,8 @@
 """After a database outage longer than the pool's first backoff steps, /readyz and writes come
 back within ~2 s of the database accepting connections, and during the outage writes answer
 503 + Retry-After after the pool's timeout instead of hanging. After an outage no request
-saw, the connections the restart broke fail neither the first probe nor the first write.
+saw, the connections the restart broke fail neither the first probe nor the first write. A
+request already waiting for a connection when the database returns gets one.
 
 A real gunicorn (one worker, so one pool) on a PostgreSQL server of this module's own, which
 the test stops (`pg_ctl stop -m fast`) and starts again on the same data and socket directory.
@@ -15,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+from django.conf import settings
+from psycopg_pool import ConnectionPool
 
 from audit.models import AuditKind
 from audit.write_database import DB_RETRIES
@@ -153,3 +156,31 @@ def test_connections_broken_by_an_unseen_restart_fail_no_request(gunicorn, postg
     else:
         assert gunicorn.request("GET", "/readyz").status == 200
         assert _write(gunicorn).status == 201
+
+
+def test_a_request_waiting_when_the_database_returns_gets_a_connection(postgres):
+    # The service's pool settings, on this module's server; a request that waits longer than
+    # one reconnection attempt lasts (2 s), so only the attempts made for it can serve it.
+    pool: ConnectionPool[psycopg.Connection[tuple[object, ...]]] = ConnectionPool(
+        kwargs={"host": str(postgres.socket_dir), "user": "postgres", "dbname": postgres.database},
+        open=False,
+        **settings.DATABASES["default"]["OPTIONS"]["pool"],
+    )
+    postgres.stop()
+    try:
+        pool.open(wait=False)
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            waiting = executor.submit(pool.getconn, timeout=10.0)
+            try:
+                time.sleep(4.0)  # every attempt started so far has given up
+                assert not waiting.done()
+            finally:
+                postgres.start()
+            back = time.monotonic()
+            connection = waiting.result()
+            got_it_s = time.monotonic() - back
+        pool.putconn(connection)
+    finally:
+        pool.close()
+    # Attempts are ~1 s apart while the request waits.
+    assert got_it_s <= 1.5, f"the waiting request got a connection {got_it_s:.2f} s after the database was back"

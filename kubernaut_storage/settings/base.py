@@ -12,6 +12,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from kubernaut_storage.database.reconnection import reconnect_while_requests_wait
 from kubernaut_storage.embedded_postgres import embedded_database_settings
 from kubernaut_storage.logs import logging_config
 
@@ -119,13 +120,14 @@ if DATABASE_POOL_SIZE > 0:
         # A failed connection attempt is retried with exponential backoff (1, 2, 4 ... 64 s)
         # until reconnect_timeout, and while one is scheduled the pool starts no other: with
         # psycopg_pool's 300 s default a pod came back up to ~35 s after the database did.
-        # Giving up after the timeout above instead keeps a process's attempts ~1 s apart (at
-        # 0, ~1 and 2 s) and lets the next request that wants a connection start a fresh one
-        # at once, so whatever the outage's length a request that comes after the database's
-        # return has a connection within ~1 s. The pool still grows one connection at a time:
+        # Giving up after the timeout above keeps the attempts ~1 s apart (at 0, ~1 and 2 s);
+        # then the next one starts at once while requests wait, or with the next request that
+        # comes. Whatever the outage's length, the pool finds the database within ~1 s of its
+        # return while requests want a connection. It still grows one connection at a time:
         # however many requests wait, a process has one attempt under way (plus, in an
         # outage's first 2 s, one per connection it lost).
         "reconnect_timeout": 2.0,
+        "reconnect_failed": reconnect_while_requests_wait,
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=300)
