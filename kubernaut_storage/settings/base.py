@@ -108,7 +108,8 @@ if DATABASE_POOL_SIZE > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django requires 0
     # Django's health check with a pool is a round trip on every checkout. A connection that
     # broke while idle fails its first statement instead, which the write path retries on a
-    # fresh one (audit/services.py) and the pool then discards.
+    # working one (audit/write_database.py); the pool then drops it, and the idle ones the
+    # same restart broke (kubernaut_storage/database/lost_connections.py).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": min(2, DATABASE_POOL_SIZE),
