@@ -19,7 +19,7 @@ import psycopg
 
 from bench import stack
 from bench.fault_checks import AUDIT_TABLES
-from bench.fault_load import DRAINING, Balancer, Instance
+from bench.fault_load import DRAINING, Balancer, Instance, Load
 
 
 @dataclass
@@ -29,6 +29,8 @@ class FaultStack:
     embedder: Any  # tests.support.openai_server.OpenAICompatibleServer
     instances: list[Instance]
     balancer: Balancer
+    #: the running phase's load (a fault may add clients to it)
+    load: Load | None = None
     #: the embedder's mode and delay when healthy
     embedder_mode: str = "slow"
     embedder_delay_s: float = 0.02
@@ -189,10 +191,16 @@ def sigkill_worker(fault: FaultStack, duration_s: float) -> Injected:
     )
 
 
+#: Clients added while the tables are locked: with the steady clients, more writes in flight
+#: per worker than its pool has connections (DATABASE_POOL_SIZE 8), so the pool runs dry.
+SURGE_CLIENTS = 48
+
+
 def slow_statements(fault: FaultStack, duration_s: float) -> Injected:
     """Every audit INSERT blocks for `duration_s`: an ACCESS EXCLUSIVE lock on the four tables
     (as a migration or a stuck maintenance job would hold), so the service's pooled connections
-    all wait in slow statements and the pool runs dry."""
+    all wait in slow statements, and a surge of clients finds the pool dry."""
+    assert fault.load is not None
     tables = ", ".join(AUDIT_TABLES.values())
     with psycopg.connect(fault.db.conninfo) as connection:
         # This session only: the database's own idle-in-transaction bound would end the fault early.
@@ -200,9 +208,11 @@ def slow_statements(fault: FaultStack, duration_s: float) -> Injected:
         connection.execute("SET statement_timeout = 0")
         started = time.monotonic()
         connection.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+        surge_end = fault.load.surge(SURGE_CLIENTS)
         waiting = _lock_waiters_peak(fault.db.conninfo, duration_s)
         connection.rollback()
         removed = time.monotonic()
+    surge_end.set()
     return Injected(started=started, removed=removed, effect={"statements_waiting_peak": waiting})
 
 

@@ -173,15 +173,21 @@ class Load:
         self.records: list[Record] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._client, args=(number,), name=f"client-{number}", daemon=True)
-            for number in range(clients)
-        ]
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> Load:
-        for thread in self._threads:
-            thread.start()
+        self.surge(self.clients)
         return self
+
+    def surge(self, extra: int) -> threading.Event:
+        """`extra` more clients, until the returned event is set (or the load stops)."""
+        until = threading.Event()
+        first = len(self._threads)
+        for number in range(first, first + extra):
+            thread = threading.Thread(target=self._client, args=(number, until), name=f"client-{number}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return until
 
     def stop(self, *, timeout_s: float) -> bool:
         """Ask every client to finish its current record; False when one is still at it."""
@@ -195,10 +201,10 @@ class Load:
         with self._lock:
             return [attempt for record in self.records for attempt in record.attempts]
 
-    def _client(self, number: int) -> None:
+    def _client(self, number: int, until: threading.Event) -> None:
         rng = random.Random(f"{self.tag}-{number}")
         for seq in itertools.count():
-            if self._stopping.is_set():
+            if self._stopping.is_set() or until.is_set():
                 return
             record = self._record(number, seq, rng)
             with self._lock:

@@ -217,6 +217,7 @@ def _phase(
         think_s=args.think_ms / 1000,
         give_up_s=GIVE_UP_S,
     ).start()
+    fault_stack.load = load
     began = time.monotonic()
     time.sleep(args.steady)
     injected = fault.inject(fault_stack, duration_s)
