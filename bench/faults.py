@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import math
 import os
 import shlex
 import sys
@@ -274,6 +275,7 @@ def _phase(
         "first_201_after_s": _first_201_after(attempts, injected.removed),
         "verdict": "fail" if verdict_problems else "pass",
         "problems": verdict_problems,
+        "timeline": _timeline(attempts, origin=injected.started),
     }
 
 
@@ -326,6 +328,15 @@ def _ready_after(balancer: Balancer, injected: Injected) -> float | None:
     if not all(value == READY for value in states.values()):
         return None
     return round(max(0.0, all_ready_since - injected.removed), 2) if left else 0.0
+
+
+def _timeline(attempts: list[Attempt], *, origin: float) -> list[dict[str, Any]]:
+    """Attempts ended per second, by outcome, the second the fault began being 0."""
+    seconds: dict[int, dict[str, int]] = {}
+    for attempt in attempts:
+        second = seconds.setdefault(math.floor(attempt.ended - origin), {})
+        second[attempt.outcome] = second.get(attempt.outcome, 0) + 1
+    return [{"second": second, **seconds[second]} for second in sorted(seconds)]
 
 
 def _first_201_after(attempts: list[Attempt], removed: float) -> float | None:
