@@ -41,6 +41,10 @@ DB_BACKOFF_S = 0.05
 # (class 08, admin/crash shutdown, cannot connect now).
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03"}
 _LOCK_NOT_AVAILABLE = "55P03"
+# The statement ran out its statement_timeout (the runtime role's 5 s): the database is too
+# slow or a lock blocks the table. A retry would hold the thread and a pooled connection that
+# long again while the pool runs dry behind it, so the caller is told to come back later.
+_QUERY_CANCELED = "57014"
 
 
 def jsonb(value: Any) -> Jsonb:
@@ -111,6 +115,11 @@ def with_db_retries(operation: Callable[[], T], *, sleep: Callable[[float], None
         except DatabaseError as exc:
             if _sqlstate(exc) == _LOCK_NOT_AVAILABLE:
                 raise IdempotencyKeyInFlight() from exc
+            if _sqlstate(exc) == _QUERY_CANCELED:
+                logger.error("database statement cancelled (statement timeout): %s", exc)
+                raise ServiceUnavailable(
+                    "The database did not complete the write in time; the record was not stored. Retry later."
+                ) from exc
             if isinstance(exc.__cause__, PoolTimeout):
                 # The pool waited its whole timeout for a connection: asking it again would
                 # only hold this thread longer.

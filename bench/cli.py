@@ -93,7 +93,8 @@ def _log(message: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m bench [options]` runs the benchmark; `indexes`, `profile`, `prometheus-cost`: tools beside it."""
+    """`python -m bench [options]` runs the benchmark; `faults`, `indexes`, `profile`, `prometheus-cost`: tools
+    beside it."""
     command = argv[0] if argv and not argv[0].startswith("-") else "run"
     if command == "indexes":
         from bench.indexes import main as indexes_main
@@ -107,10 +108,14 @@ def main(argv: list[str]) -> None:
         from bench.prometheus_cost import main as prometheus_cost_main
 
         prometheus_cost_main(argv[1:])
+    elif command == "faults":
+        from bench.faults import main as faults_main
+
+        faults_main(argv[1:])
     elif command == "run":
         run(_arguments(argv[1:] if argv and argv[0] == "run" else argv))
     else:
-        sys.exit(f"python -m bench: unknown command {command!r} (run, indexes, profile, prometheus-cost)")
+        sys.exit(f"python -m bench: unknown command {command!r} (run, faults, indexes, profile, prometheus-cost)")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

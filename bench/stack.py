@@ -43,6 +43,7 @@ def free_port() -> int:
 class BenchDatabase:
     socket_dir: str
     name: str
+    data_dir: Path = BENCH_DATA_DIR
 
     @property
     def conninfo(self) -> str:
@@ -51,21 +52,21 @@ class BenchDatabase:
     def env(self) -> dict[str, str]:
         """What a Django process needs to find this database through the embedded server."""
         return {
-            "EMBEDDED_POSTGRES_DIR": str(BENCH_DATA_DIR),
+            "EMBEDDED_POSTGRES_DIR": str(self.data_dir),
             "EMBEDDED_POSTGRES_DATABASE": self.name,
             "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
         }
 
 
-def bench_database_start(*, database: str = BENCH_DATABASE) -> BenchDatabase:
-    """Start the bench PostgreSQL (owned by this process), recreate `database`, migrate it."""
+def bench_database_start(*, database: str = BENCH_DATABASE, data_dir: Path = BENCH_DATA_DIR) -> BenchDatabase:
+    """Start the PostgreSQL of `data_dir` (owned by this process), recreate `database`, migrate it."""
     from kubernaut_storage.embedded_postgres import embedded_server_start
 
-    socket_dir = embedded_server_start(data_dir=BENCH_DATA_DIR, database="postgres")
+    socket_dir = embedded_server_start(data_dir=data_dir, database="postgres")
     with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    db = BenchDatabase(socket_dir=socket_dir, name=database)
+    db = BenchDatabase(socket_dir=socket_dir, name=database, data_dir=data_dir)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=ROOT,

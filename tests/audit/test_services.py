@@ -9,6 +9,7 @@ from audit.models import AUDIT_MODELS, AuditKind
 from audit.serializers import AUDIT_SERIALIZERS
 from audit.services import audit_record_create
 from audit.write_database import with_db_retries
+from kubernaut_storage.exceptions import ServiceUnavailable
 from tests.factories import VALID_BODIES
 from tests.support.audit_rows import post_audit, table_counts
 
@@ -91,3 +92,19 @@ def test_database_that_stays_down_is_503_with_retry_after(api, database_unreacha
     assert response["Content-Type"] == "application/problem+json"
     assert int(response["Retry-After"]) > 0
     assert response.json()["type"].endswith("/database-unavailable")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_statement_timeout_is_503_at_once_not_retried():
+    attempts = []
+
+    def operation():
+        attempts.append(1)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = '50ms'")
+            cursor.execute("SELECT pg_sleep(2)")
+
+    with pytest.raises(ServiceUnavailable) as raised:
+        with_db_retries(operation, sleep=lambda _: None)
+    assert len(attempts) == 1
+    assert "in time" in str(raised.value.detail)

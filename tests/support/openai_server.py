@@ -279,6 +279,8 @@ class OpenAICompatibleServer:
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        #: 0 until the first start; a restart binds the same port, so clients keep their base_url
+        self._bound_port = 0
         #: seconds announced in the Retry-After header of "error429" answers
         self.retry_after_s = retry_after_s
         #: answer ``data`` in reverse order, to prove clients sort by ``index``
@@ -292,7 +294,8 @@ class OpenAICompatibleServer:
         if self._httpd is not None:
             raise RuntimeError("server already started")
         self._stopping.clear()
-        httpd = _Server(("127.0.0.1", 0), _Handler)
+        httpd = _Server(("127.0.0.1", self._bound_port), _Handler)
+        self._bound_port = int(httpd.server_address[1])
         httpd.owner = self
         self._httpd = httpd
         # a short poll interval makes stop() return quickly
