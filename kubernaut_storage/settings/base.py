@@ -115,7 +115,7 @@ if DATABASE_POOL_SIZE > 0:
         "min_size": min(2, DATABASE_POOL_SIZE),
         "max_size": DATABASE_POOL_SIZE,
         # A thread waits this long for a connection. Past it the database is down or saturated
-        # and the write answers 503 at once (audit/services.py): waiting again cannot help.
+        # and the write answers 503 at once (audit/write_database.py): waiting again cannot help.
         "timeout": 2.0,
         "max_idle": 300.0,
         # A failed connection attempt is retried with exponential backoff (1, 2, 4 ... 64 s)
