@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,8 +60,14 @@ def postgres_outage(fault: FaultStack, duration_s: float) -> Injected:
     # Nothing may have started it meanwhile: a service that restarted its own database would
     # hide the outage from this test and from production's operators.
     restarted_by_someone = (fault.db.data_dir / "postmaster.pid").exists()
+    # The outage ends when the database accepts a connection, which pg_ctl's return (and the
+    # embedded server's own polling after it) follow by up to a second.
+    accepting: list[float] = []
+    watcher = threading.Thread(target=lambda: accepting.append(_database_wait(fault.db.conninfo)), daemon=True)
+    watcher.start()
     server.ensure_postgres_running()
-    removed = _database_wait(fault.db.conninfo)
+    watcher.join()
+    removed = accepting[0]
     socket_dir = str(server.get_postmaster_info().socket_dir)
     return Injected(
         started=started,
