@@ -128,7 +128,7 @@ class ProviderChain:
                 vectors = _checked(self.primary, texts)
             except BaseException as exc:
                 if circuit is not None:
-                    circuit.record_failure()
+                    circuit.record_failure(timed_out=isinstance(exc, EmbeddingProviderError) and exc.timed_out)
                 if isinstance(exc, EmbeddingProviderError):
                     causes.append(exc)
                 raise

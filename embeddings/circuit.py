@@ -2,8 +2,11 @@
 
 While the primary is down, every write would otherwise wait out its timeout and retries before
 the fallback answers (seconds per write, and the worker threads with it). After
-``failure_threshold`` consecutive failed calls the circuit *opens*: calls skip the primary for
-``cooldown_s``. Then it is *half-open*: one probe call at a time may go to the primary, the
+``failure_threshold`` consecutive failed calls, or ``timeout_threshold`` consecutive calls that
+timed out among them, the circuit *opens*: calls skip the primary for ``cooldown_s``. Timeouts
+have their own, lower threshold because each one cost its caller the whole timeout, and a
+hanging primary makes every call in flight wait it out: at two calls in flight, five of them
+took ~6 s of near-standstill to collect. Then it is *half-open*: one probe call at a time may go to the primary, the
 others still skip it; a successful probe *closes* the circuit, a failed one opens it for
 another cool-down.
 
@@ -39,20 +42,25 @@ class CircuitBreaker:
         *,
         failure_threshold: int,
         cooldown_s: float,
+        timeout_threshold: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[CircuitState], None] | None = None,
     ) -> None:
         if failure_threshold < 1:
             raise ValueError("failure_threshold must be >= 1")
+        if timeout_threshold is not None and timeout_threshold < 1:
+            raise ValueError("timeout_threshold must be >= 1")
         if cooldown_s <= 0:
             raise ValueError("cooldown_s must be positive")
         self.failure_threshold = failure_threshold
+        self.timeout_threshold = failure_threshold if timeout_threshold is None else timeout_threshold
         self.cooldown_s = cooldown_s
         self._clock = clock
         self._on_change = on_change
         self._lock = threading.Lock()
         self._state = CircuitState.CLOSED
         self._failures = 0
+        self._timeouts = 0
         self._opened_at = 0.0
         self._probing = False
         self._notify(CircuitState.CLOSED)
@@ -84,17 +92,19 @@ class CircuitBreaker:
     def record_success(self) -> None:
         with self._lock:
             changed = self._state is not CircuitState.CLOSED
-            self._state, self._failures, self._probing = CircuitState.CLOSED, 0, False
+            self._state, self._failures, self._timeouts, self._probing = CircuitState.CLOSED, 0, 0, False
         if changed:
             self._notify(CircuitState.CLOSED)
 
-    def record_failure(self) -> None:
+    def record_failure(self, *, timed_out: bool = False) -> None:
         with self._lock:
             if self._state is CircuitState.OPEN:
                 # a call that started before the circuit opened: the cool-down already runs
                 return
             self._failures += 1
-            if self._state is CircuitState.CLOSED and self._failures < self.failure_threshold:
+            self._timeouts += timed_out
+            below = self._failures < self.failure_threshold and self._timeouts < self.timeout_threshold
+            if self._state is CircuitState.CLOSED and below:
                 return
             self._state, self._opened_at, self._probing = CircuitState.OPEN, self._clock(), False
         self._notify(CircuitState.OPEN)

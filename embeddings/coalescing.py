@@ -103,6 +103,7 @@ class CoalescingProvider:
                     f"{self.name}: no free call slot within {self.queue_timeout_s:g}s "
                     f"({self.max_in_flight} calls in flight)",
                     retryable=True,
+                    timed_out=True,
                 )
                 return
         # Taken into a call meanwhile: that call is bounded by the provider's own timeout.

@@ -304,6 +304,7 @@ def circuit_breaker_build(*, provider: str, clock: Callable[[], float] = time.mo
     """The circuit breaker of `provider` from settings, its state kept in the metric."""
     return CircuitBreaker(
         failure_threshold=settings.EMBEDDING_CIRCUIT_FAILURES,
+        timeout_threshold=settings.EMBEDDING_CIRCUIT_TIMEOUTS,
         cooldown_s=settings.EMBEDDING_CIRCUIT_COOLDOWN_S,
         clock=clock,
         on_change=lambda state: _circuit_changed(provider, state),

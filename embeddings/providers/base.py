@@ -28,12 +28,15 @@ class EmbeddingProviderError(Exception):
     """A provider could not embed: the caller may retry, fall back or defer.
 
     ``retryable`` says whether trying the same request again may succeed (timeouts, connection
-    errors, 429, 5xx) or is pointless (400/401/403/404, malformed answers).
+    errors, 429, 5xx) or is pointless (400/401/403/404, malformed answers). ``timed_out``: the
+    caller waited out a whole timeout for it, the costliest failure (the circuit breaker opens
+    on fewer of them).
     """
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, timed_out: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.timed_out = timed_out
 
 
 class EmbeddingProvider(Protocol):

@@ -78,7 +78,9 @@ class OpenAIEmbeddingProvider:
                 )
         # APITimeoutError subclasses APIConnectionError, so it must come first
         except openai.APITimeoutError as exc:
-            raise EmbeddingProviderError(f"openai: timed out after {self._timeout_s}s", retryable=True) from exc
+            raise EmbeddingProviderError(
+                f"openai: timed out after {self._timeout_s}s", retryable=True, timed_out=True
+            ) from exc
         except openai.APIConnectionError as exc:
             raise EmbeddingProviderError(f"openai: connection error: {_short(str(exc))}", retryable=True) from exc
         except openai.APIStatusError as exc:

@@ -270,6 +270,7 @@ EMBEDDING_FALLBACK = env.str("EMBEDDING_FALLBACK", default="local")
 # The primary's circuit breaker: after this many consecutive failed calls, writes skip it (go
 # to the fallback, or defer) for the cool-down, then one probe call at a time tries it again.
 EMBEDDING_CIRCUIT_FAILURES = env.int("EMBEDDING_CIRCUIT_FAILURES", default=5)
+EMBEDDING_CIRCUIT_TIMEOUTS = env.int("EMBEDDING_CIRCUIT_TIMEOUTS", default=2)
 EMBEDDING_CIRCUIT_COOLDOWN_S = env.float("EMBEDDING_CIRCUIT_COOLDOWN_S", default=10.0)
 # Vectors are cached by SHA-256 of (model, text); 0 turns the cache off.
 EMBEDDING_CACHE_TTL_S = env.float("EMBEDDING_CACHE_TTL_S", default=300.0)
@@ -300,8 +301,10 @@ if EMBEDDING_OPENAI_TIMEOUT_S <= 0 or EMBEDDING_RETRY_BUDGET_S <= 0 or EMBEDDING
     raise ImproperlyConfigured(
         "EMBEDDING_OPENAI_TIMEOUT_S and EMBEDDING_RETRY_BUDGET_S must be positive, EMBEDDING_CACHE_TTL_S >= 0"
     )
-if EMBEDDING_CIRCUIT_FAILURES < 1 or EMBEDDING_CIRCUIT_COOLDOWN_S <= 0:
-    raise ImproperlyConfigured("EMBEDDING_CIRCUIT_FAILURES must be >= 1 and EMBEDDING_CIRCUIT_COOLDOWN_S positive")
+if EMBEDDING_CIRCUIT_FAILURES < 1 or EMBEDDING_CIRCUIT_TIMEOUTS < 1 or EMBEDDING_CIRCUIT_COOLDOWN_S <= 0:
+    raise ImproperlyConfigured(
+        "EMBEDDING_CIRCUIT_FAILURES and EMBEDDING_CIRCUIT_TIMEOUTS must be >= 1, EMBEDDING_CIRCUIT_COOLDOWN_S positive"
+    )
 if EMBEDDING_OPENAI_MAX_IN_FLIGHT < 1:
     raise ImproperlyConfigured("EMBEDDING_OPENAI_MAX_IN_FLIGHT must be >= 1")
 if EMBEDDING_OPENAI_DIMENSIONS is not None and EMBEDDING_OPENAI_DIMENSIONS < 1:

@@ -128,3 +128,25 @@ def test_a_non_retryable_failure_counts_toward_opening() -> None:
 
     assert len(primary.calls) == 2
     assert circuit.state is CircuitState.OPEN
+
+
+class HangingProvider(OutageProvider):
+    """Every call waits out its timeout: the failure that costs a write the most."""
+
+    def embed(self, texts: Sequence[str]) -> list[Vector]:
+        self.calls.append(list(texts))
+        raise EmbeddingProviderError("primary: timed out after 2s", retryable=True, timed_out=True)
+
+
+def test_timeouts_open_the_circuit_at_their_own_lower_threshold() -> None:
+    primary, fallback, clock, recorder = HangingProvider(), RecordingLocalProvider(), FakeClock(), Recorder()
+    circuit = CircuitBreaker(failure_threshold=5, timeout_threshold=2, cooldown_s=10.0, clock=clock)
+    chain = ProviderChain(
+        primary, fallback, retries=3, sleep=recorder.sleep, rng=lambda: 0.5, on_event=recorder.on_event, circuit=circuit
+    )
+
+    first = chain.embed(["a"])  # the second timeout opens it, and the retries stop there
+
+    assert circuit.state is CircuitState.OPEN
+    assert (first.attempts, first.provider, len(primary.calls)) == (2, "local", 2)
+    assert chain.embed(["b"]).attempts == 0

@@ -39,6 +39,26 @@ def test_it_opens_after_the_threshold_of_consecutive_failures(clock: FakeClock) 
     assert (circuit.state, circuit.allow()) == (CircuitState.OPEN, False)
 
 
+def test_timeouts_open_it_at_their_own_lower_threshold(clock: FakeClock) -> None:
+    circuit = CircuitBreaker(failure_threshold=5, timeout_threshold=2, cooldown_s=10.0, clock=clock)
+    circuit.record_failure(timed_out=True)
+    circuit.record_failure()
+    assert circuit.state is CircuitState.CLOSED
+
+    circuit.record_failure(timed_out=True)
+
+    assert (circuit.state, circuit.allow()) == (CircuitState.OPEN, False)
+
+
+def test_a_success_resets_the_count_of_timeouts(clock: FakeClock) -> None:
+    circuit = CircuitBreaker(failure_threshold=5, timeout_threshold=2, cooldown_s=10.0, clock=clock)
+    circuit.record_failure(timed_out=True)
+    circuit.record_success()
+    circuit.record_failure(timed_out=True)
+
+    assert circuit.state is CircuitState.CLOSED
+
+
 def test_a_success_resets_the_count_of_failures(clock: FakeClock) -> None:
     circuit = breaker(clock)
     circuit.record_failure()
@@ -147,3 +167,8 @@ def test_concurrent_callers_get_exactly_one_probe(clock: FakeClock) -> None:
 def test_bad_limits_are_refused(failures: int, cooldown_s: float) -> None:
     with pytest.raises(ValueError, match="must be"):
         CircuitBreaker(failure_threshold=failures, cooldown_s=cooldown_s)
+
+
+def test_a_timeout_threshold_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="timeout_threshold must be"):
+        CircuitBreaker(failure_threshold=3, timeout_threshold=0, cooldown_s=10.0)

@@ -151,6 +151,7 @@ def test_a_request_waits_for_a_call_slot_only_queue_timeout_s(server, coalescing
     # It gave up while the slot was still taken: the first call (2 s) has not returned yet.
     assert first.is_alive()
     assert raised.value.retryable  # the chain retries, then falls back
+    assert raised.value.timed_out  # a wait as long as a timeout: the circuit counts it as one
     first.join(timeout=5)
     assert server.request_count == 1  # the timed-out request was never sent
 

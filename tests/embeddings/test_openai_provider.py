@@ -156,6 +156,7 @@ def test_failures_raise_provider_errors(
         make_provider(server).embed(["a", "b"])
 
     assert info.value.retryable is retryable
+    assert info.value.timed_out is False
     assert fragment in str(info.value)
     # the client's own retries are off (max_retries=0): retrying is the chain's job
     assert server.request_count == 1
@@ -180,6 +181,7 @@ def test_slow_server_times_out_as_retryable(server: OpenAICompatibleServer) -> N
 
     assert time.monotonic() - started < 1.5
     assert info.value.retryable is True
+    assert info.value.timed_out is True
     assert server.request_count == 1
 
 
