@@ -239,10 +239,12 @@ def test_budget_never_sleeps_past_the_deadline(
 def test_budget_stops_retries_against_a_slow_server(
     server: OpenAICompatibleServer, fallback: RecordingLocalProvider, rec: Recorder
 ) -> None:
-    """Real clock: each call times out after 0.3 s, the budget (0.45 s) fits only two."""
+    """Real clock: each call times out after 0.5 s, the budget (0.9 s) fits only two. The
+    second starts if the first ends within 0.4 s of its timeout (a busy machine's slack); a
+    third never could, however fast they are."""
     server.set_mode("slow", delay_s=3.0)
 
-    result = make_chain(server, fallback, rec, timeout_s=0.3, budget_s=0.45, rng=lambda: 0.0).embed(["a"])
+    result = make_chain(server, fallback, rec, timeout_s=0.5, budget_s=0.9, rng=lambda: 0.0).embed(["a"])
 
     assert result.attempts == 2 == server.request_count
     assert result.fell_back is True
@@ -250,7 +252,7 @@ def test_budget_stops_retries_against_a_slow_server(
     # Both calls ended at the client's timeout, not the server's 3 s answer.
     errors = [fields["error"] for name, fields in rec.events if name in ("retry", "fallback")]
     assert len(errors) == 2
-    assert all("timed out after 0.3s" in error for error in errors)
+    assert all("timed out after 0.5s" in error for error in errors)
     assert rec.events[-1][1]["reason"] == "budget_exhausted"
 
 
