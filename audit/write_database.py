@@ -113,9 +113,10 @@ def with_db_retries(operation: Callable[[], T], *, sleep: Callable[[float], None
         try:
             return operation()
         except DatabaseError as exc:
-            if _sqlstate(exc) == _LOCK_NOT_AVAILABLE:
+            state = _sqlstate(exc)
+            if state == _LOCK_NOT_AVAILABLE:
                 raise IdempotencyKeyInFlight() from exc
-            if _sqlstate(exc) == _QUERY_CANCELED:
+            if state == _QUERY_CANCELED:
                 logger.error("database statement cancelled (statement timeout): %s", exc)
                 raise ServiceUnavailable(
                     "The database did not complete the write in time; the record was not stored. Retry later."

@@ -88,7 +88,7 @@ def loadavg() -> list[float]:
         return [float(value) for value in file.read().split()[:3]]
 
 
-def _log(message: str) -> None:
+def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
@@ -128,11 +128,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logging.basicConfig(level=logging.WARNING)
     started_at = dt.datetime.now(dt.UTC)
     load_before = loadavg()
-    _log(f"load average {load_before[0]:.2f}; starting the bench PostgreSQL in {stack.BENCH_DATA_DIR}")
+    log(f"load average {load_before[0]:.2f}; starting the bench PostgreSQL in {stack.BENCH_DATA_DIR}")
     db = stack.bench_database_start()
-    _log(f"prefilling {args.prefill:,} embedded records")
+    log(f"prefilling {args.prefill:,} embedded records")
     filled = prefill(db.conninfo, records=args.prefill)
-    _log(
+    log(
         f"prefilled {filled.records:,} records ({filled.primary_vectors:,} x 1536-d, "
         f"{filled.local_vectors:,} x 384-d vectors) in {filled.seconds:.1f} s"
     )
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from bench.scenarios import Bench
 
-    bench = Bench(db=db, args=args, log=_log)
+    bench = Bench(db=db, args=args, log=log)
     rows: list[dict[str, Any]] = []
     try:
         bench.start()
@@ -156,11 +156,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "batch": bench.batch,
         }
         for name in args.scenarios:
-            _log(f"scenario {name}")
+            log(f"scenario {name}")
             result = runners[name]()
             for row in result if isinstance(result, list) else [result]:
                 rows.append(row)
-                _log(
+                log(
                     f"  {row['scenario']}: {row['writes_per_s']:.0f} requests/s, "
                     f"{row['records_per_s']:.0f} records/s, p95 {row['p95_ms']:.1f} ms, "
                     f"non-2xx {row.get('non2xx', 0)}, errors {row.get('errors', 0)}"

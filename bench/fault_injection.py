@@ -32,9 +32,6 @@ class FaultStack:
     balancer: Balancer
     #: the running phase's load (a fault may add clients to it)
     load: Load | None = None
-    #: the embedder's mode and delay when healthy
-    embedder_mode: str = "slow"
-    embedder_delay_s: float = 0.02
 
 
 @dataclass
@@ -110,11 +107,11 @@ def embedder_mode(mode: str) -> FaultFunction:
     """The primary embedding API answers `mode` (tests/support/openai_server.py) for a while."""
 
     def inject(fault: FaultStack, duration_s: float) -> Injected:
-        calls_before = fault.embedder.request_count
+        calls_before, healthy = fault.embedder.request_count, fault.embedder.mode
         started = time.monotonic()
         fault.embedder.set_mode(mode)
         time.sleep(duration_s)
-        fault.embedder.set_mode(fault.embedder_mode, delay_s=fault.embedder_delay_s)
+        fault.embedder.set_mode(healthy)  # its delay is untouched by the faulty modes
         removed = time.monotonic()
         calls_during = fault.embedder.request_count - calls_before
         return Injected(

@@ -134,10 +134,7 @@ class Attempt:
 
 @dataclass
 class Record:
-    client: int
-    seq: int
     path: str
-    kind: str
     correlation_id: str
     key: str
     body: bytes
@@ -145,6 +142,11 @@ class Record:
     #: the 201 body, once delivered
     created: dict[str, Any] | None = None
     replayed: bool = False
+
+    @property
+    def kind(self) -> str:
+        """The audit kind, the endpoint's last segment."""
+        return self.path.rsplit("/", 1)[1]
 
     @property
     def acknowledged(self) -> bool:
@@ -218,10 +220,7 @@ class Load:
         words = " ".join(rng.choice(_WORDS) for _ in range(6))
         body = template.replace(b"@ID@", unique.encode()).replace(b"@WORDS@", f"{words} {unique}".encode())
         return Record(
-            client=number,
-            seq=seq,
             path=path,
-            kind=path.rsplit("/", 1)[1],
             correlation_id=orjson.loads(body)["correlationId"],
             key=str(uuid.uuid4()),
             body=body,

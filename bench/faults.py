@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import stack
+from bench.cli import log
 from bench.fault_checks import backfill_run, records_check, stored_state
 from bench.fault_injection import FAULTS, FAULTS_BY_NAME, Fault, FaultStack, Injected
 from bench.fault_load import CLIENT_TIMEOUT_S, READY, Attempt, Balancer, Instance, Load, outcome_counts
@@ -83,10 +84,6 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def main(argv: list[str]) -> None:
     run = faults_run(_arguments(argv))
     sys.exit(0 if run["passed"] else 1)
@@ -98,7 +95,7 @@ def faults_run(args: argparse.Namespace) -> dict[str, Any]:
 
     logging.basicConfig(level=logging.WARNING)
     started_at = dt.datetime.now(dt.UTC)
-    _log(f"starting PostgreSQL in {FAULTS_DATA_DIR.relative_to(stack.ROOT)}")
+    log(f"starting PostgreSQL in {FAULTS_DATA_DIR.relative_to(stack.ROOT)}")
     db = stack.bench_database_start(database=FAULTS_DATABASE, data_dir=FAULTS_DATA_DIR)
     with psycopg.connect(host=db.socket_dir, user="postgres", dbname="postgres", autocommit=True) as connection:
         # As k8s/sql/roles.sql bounds the runtime role: no statement or idle transaction
@@ -142,16 +139,15 @@ def faults_run(args: argparse.Namespace) -> dict[str, Any]:
             embedder=embedder,
             instances=instances,
             balancer=balancer,
-            embedder_delay_s=EMBEDDER_DELAY_S,
         )
         bodies = templates(count=200, fresh=True)
         tag = f"f{started_at:%H%M%S}"
         for fault in faults:
             duration_s = fault.short_duration_s if args.short else fault.duration_s
-            _log(f"{fault.name}: {fault.description}")
+            log(f"{fault.name}: {fault.description}")
             row = _phase(fault, duration_s or 0.0, fault_stack, bodies=bodies, tag=tag, args=args, env=env)
             rows.append(row)
-            _log("  " + _row_line(row))
+            log("  " + _row_line(row))
     finally:
         balancer.stop()
         for instance in instances:

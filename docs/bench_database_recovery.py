@@ -11,6 +11,10 @@ and 2 write a record, each every 0.2 s on a new connection. Per outage one JSON 
 from "accepts connections" to the first /readyz 200 and the first 201, what the writes during
 the outage were answered (status and Retry-After) and how long they took, and the failed
 connection attempts the workers logged. docs/RELIABILITY.md has the figures.
+
+`PrivatePostgres` repeats what tests/support/temporary_postgres.py does for the tests, on
+purpose: everything here is imported from REPO, and the older checkouts it is compared with
+predate that module.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ the fallback answers (seconds per write, and the worker threads with it). After
 timed out among them, the circuit *opens*: calls skip the primary for ``cooldown_s``. Timeouts
 have their own, lower threshold because each one cost its caller the whole timeout, and a
 hanging primary makes every call in flight wait it out: at two calls in flight, five of them
-took ~6 s of near-standstill to collect. Then it is *half-open*: one probe call at a time may go to the primary, the
-others still skip it; a successful probe *closes* the circuit, a failed one opens it for
-another cool-down.
+took ~6 s of near-standstill to collect. Then it is *half-open*: one probe call at a time may
+go to the primary, the others still skip it; a successful probe *closes* the circuit, a
+failed one opens it for another cool-down.
 
 One breaker per process (each gunicorn worker learns on its own), thread-safe. ``clock`` is
 injectable so tests control time.
