@@ -4,7 +4,7 @@ from django.apps import AppConfig
 class AuditConfig(AppConfig):
     name = "audit"
     verbose_name = "Audit trail"
-    #: Range-partitioned by month on the key column (kubernaut_storage/partitioning.py).
+    #: Range-partitioned by month on the key column (kubernaut_storage/database/partitioning.py).
     partitioned_tables = {
         "audit_remediation": "recorded_at",
         "audit_aianalysis": "recorded_at",
@@ -14,4 +14,4 @@ class AuditConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the OpenAPI description of the bearer-token authentication.
-        import kubernaut_storage.openapi  # noqa: F401
+        import kubernaut_storage.http.openapi  # noqa: F401

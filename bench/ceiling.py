@@ -1,7 +1,7 @@
 """The database's own ceiling for the write path: the service's statement, straight from psycopg.
 
 `ceiling_statements` asks the service's code, once and outside the measurement, for the
-statements it would send for the cached scenario's bodies (audit/services.py:
+statements it would send for the cached scenario's bodies (audit/write/single.py:
 `audit_insert_statement`: the same SQL, the same parameters, the vector of the remote model).
 `ceiling_run` then sends them from `connections` threads, each on its own autocommit psycopg
 connection, as fast as PostgreSQL answers: the same schema, indexes and transaction shape
@@ -22,7 +22,7 @@ import psycopg
 from pgvector.psycopg.vector import register_vector_info
 from psycopg.types import TypeInfo
 
-#: The model the cached and remote scenarios embed with (tests/support/openai_server.py).
+#: The model the cached and remote scenarios embed with (testutils/openai_server.py).
 REMOTE_MODEL = "text-embedding-3-small"
 
 
@@ -47,14 +47,14 @@ def ceiling_statements(
     import orjson
     from django.utils import timezone
 
-    from audit.idempotency import canonical_json
+    from audit.api.serializers import audit_validated
     from audit.models import AuditKind
-    from audit.serializers import audit_validated
-    from audit.services import audit_insert_statement
-    from audit.texts import audit_text
+    from audit.write.idempotency import canonical_json
+    from audit.write.single import audit_insert_statement
+    from audit.write.texts import audit_text
     from embeddings.providers.base import Embedding
     from embeddings.services import text_sha256
-    from tests.support.openai_server import deterministic_vector
+    from testutils.openai_server import deterministic_vector
 
     statements = []
     lines = templates.read_bytes().splitlines()

@@ -4,7 +4,7 @@ Scenarios (each at a fixed concurrency, wrk + bench/post.lua, keep-alive connect
 
 - cached:  realistic bodies whose embedding texts repeat, so every embedding comes from Redis;
 - remote:  fresh texts, embedded by an OpenAI-compatible server that answers after a delay
-           (tests/support/openai_server.py, default 100 ms);
+           (testutils/openai_server.py, default 100 ms);
 - local:   fresh texts, embedded in process by the local model;
 - degraded: the local scenario with an OpenAI-compatible primary that accepts requests and never
            answers: the circuit breaker sends writes to the local model without waiting;
@@ -109,7 +109,7 @@ def main(argv: list[str]) -> None:
 
         prometheus_cost_main(argv[1:])
     elif command == "faults":
-        from bench.faults import main as faults_main
+        from bench.faults.suite import main as faults_main
 
         faults_main(argv[1:])
     elif command == "run":

@@ -91,7 +91,7 @@ def pod_name(app: str, rng: random.Random) -> str:
 
 def body_for(kind: Any, incident: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     from audit.models import AuditKind
-    from tests.factories import VALID_BODIES, rfc3339
+    from testutils.factories import VALID_BODIES, rfc3339
 
     app, namespace = rng.choice(APPS), rng.choice(NAMESPACES)
     pod = pod_name(app, rng)
@@ -146,13 +146,13 @@ def body_for(kind: Any, incident: dict[str, Any], rng: random.Random) -> dict[st
 def _builders_at(rev: str) -> Any:
     """The text builders as they were at git revision `rev`, loaded as a separate module.
 
-    They live in audit/texts.py; older revisions had them in embeddings/texts.py.
+    They live in audit/write/texts.py; older revisions had them in embeddings/texts.py.
     """
     import importlib.util
     import subprocess
     import tempfile
 
-    for where in ("audit/texts.py", "embeddings/texts.py"):
+    for where in ("audit/write/texts.py", "embeddings/texts.py"):
         shown = subprocess.run(["git", "show", f"{rev}:{where}"], cwd=ROOT, capture_output=True, text=True)
         if shown.returncode == 0:
             source = shown.stdout
@@ -208,7 +208,7 @@ def main() -> None:
     os.environ.pop("OPENAI_API_KEY", None)
     redis_server = None
     if args.start_redis:
-        from tests.support.redis_server import RedisServer
+        from testutils.redis_server import RedisServer
 
         redis_server = RedisServer().start()
         os.environ["REDIS_URL"] = redis_server.url
@@ -228,9 +228,9 @@ def main() -> None:
     from prometheus_client import REGISTRY
 
     from audit.models import AuditKind
-    from audit.texts import audit_text, payload_as_data
+    from audit.write.texts import audit_text, payload_as_data
     from embeddings.services import embedding_runtime, embedding_runtime_reset
-    from tests.factories import endpoint
+    from testutils.factories import endpoint
 
     call_command("migrate", verbosity=0)
     client = Client()

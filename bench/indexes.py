@@ -36,7 +36,7 @@ from pgvector.psycopg.vector import register_vector_info
 from psycopg import sql
 from psycopg.types import TypeInfo
 
-from kubernaut_storage.partitioning import partition_for
+from kubernaut_storage.database.partitioning import partition_for
 
 ROOT = Path(__file__).resolve().parent.parent
 STRATEGIES: dict[str, str | None] = {

@@ -93,8 +93,8 @@ def main(argv: list[str]) -> None:
     from bench import stack
     from bench.prefill import prefill
     from bench.scenarios import REMOTE_API_KEY
-    from tests.support.openai_server import OpenAICompatibleServer
-    from tests.support.redis_server import RedisServer
+    from testutils.openai_server import OpenAICompatibleServer
+    from testutils.redis_server import RedisServer
 
     db = stack.bench_database_start()
     prefill(db.conninfo, records=args.prefill)

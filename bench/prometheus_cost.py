@@ -39,7 +39,7 @@ def main(argv: list[str]) -> None:
 
     from bench import stack
     from bench.prefill import prefill
-    from tests.support.redis_server import RedisServer
+    from testutils.redis_server import RedisServer
 
     db = stack.bench_database_start()
     prefill(db.conninfo, records=args.prefill)
@@ -64,7 +64,7 @@ def _measure(args: argparse.Namespace, work_dir: Any) -> None:
     from django.core.handlers.wsgi import WSGIHandler
     from django.test import override_settings
 
-    from audit import write_database
+    from audit.write import database as write_database
     from bench.profile import requests_from, wsgi_caller
     from bench.workload import templates, templates_write
 

@@ -47,8 +47,8 @@ class Bench:
 
     def start(self) -> None:
         from bench.workload import batch_templates, templates, templates_write
-        from tests.support.openai_server import OpenAICompatibleServer
-        from tests.support.redis_server import RedisServer
+        from testutils.openai_server import OpenAICompatibleServer
+        from testutils.redis_server import RedisServer
 
         self.redis = RedisServer().start()
         self.embedder = OpenAICompatibleServer(mode="slow", delay_s=self.args.remote_delay_ms / 1000).start()
@@ -107,7 +107,7 @@ class Bench:
         """The local scenario's load with the primary configured and hanging: each worker's
         circuit breaker opens during the warm-up, then writes go to the local model without
         waiting for the primary, but for one probe per worker and cool-down."""
-        from tests.support.openai_server import OpenAICompatibleServer
+        from testutils.openai_server import OpenAICompatibleServer
 
         if self.hanging_embedder is None:
             self.hanging_embedder = OpenAICompatibleServer(mode="hang").start()

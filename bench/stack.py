@@ -3,7 +3,7 @@
 The embedded PostgreSQL runs in its own data directory (`.data/bench-postgres`), never the
 development or test one, and its database is dropped and created again on every run so that
 each run starts from the same prefilled state. This process starts it and therefore stops it
-when it exits (kubernaut_storage/embedded_postgres.py); gunicorn only attaches to it.
+when it exits (kubernaut_storage/database/embedded_postgres.py); gunicorn only attaches to it.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class BenchDatabase:
 
 def bench_database_start(*, database: str = BENCH_DATABASE, data_dir: Path = BENCH_DATA_DIR) -> BenchDatabase:
     """Start the PostgreSQL of `data_dir` (owned by this process), recreate `database`, migrate it."""
-    from kubernaut_storage.embedded_postgres import embedded_server_start
+    from kubernaut_storage.database.embedded_postgres import embedded_server_start
 
     socket_dir = embedded_server_start(data_dir=data_dir, database="postgres")
     with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:

@@ -30,7 +30,7 @@ from bench.embedding_cache_replay import body_for, incidents
 def templates(*, count: int, fresh: bool, seed: int = 11) -> list[tuple[str, bytes]]:
     """`count` (path, JSON body) templates, the four kinds in turn, over count // 4 incidents."""
     from audit.models import AuditKind
-    from tests.factories import endpoint
+    from testutils.factories import endpoint
 
     rng = random.Random(seed)
     kinds = list(AuditKind)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from django.db import connection
 from psycopg import sql
 
-from kubernaut_storage.partitioning import month_start, partitions_list
+from kubernaut_storage.database.partitioning import month_start, partitions_list
 
 TABLE = "incident_embeddings"
 #: pgvector's defaults; the build is done once per month, off the write path.

@@ -24,7 +24,7 @@ import numpy as np
 from django.core.cache.backends.base import BaseCache
 
 from embeddings.providers.base import Vector
-from kubernaut_storage.metrics import EMBEDDING_CACHE
+from kubernaut_storage.observability.metrics import EMBEDDING_CACHE
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubernaut_storage.retries import RetriesExhausted, RetryPolicy, call_with_retries
+from kubernaut_storage.database.retries import RetriesExhausted, RetryPolicy, call_with_retries
 
 from .circuit import CircuitBreaker, CircuitState
 from .providers.base import EmbeddingProvider, EmbeddingProviderError, Vector

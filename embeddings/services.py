@@ -36,7 +36,7 @@ from embeddings.coalescing import CoalescingProvider
 from embeddings.providers.base import Embedding, EmbeddingProvider, EmbeddingProviderError, Vector
 from embeddings.providers.local import LocalMiniLMProvider
 from embeddings.providers.openai import OpenAIEmbeddingProvider
-from kubernaut_storage.metrics import (
+from kubernaut_storage.observability.metrics import (
     EMBEDDING_BATCH_TEXTS,
     EMBEDDING_CIRCUIT_STATE,
     EMBEDDING_FALLBACKS,

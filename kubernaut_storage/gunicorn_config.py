@@ -13,7 +13,7 @@ each process shares a pool of DATABASE_POOL_SIZE connections.
 The master also: owns the embedded PostgreSQL when DATABASE_URL is unset; refuses to run
 without authentication on a non-loopback address; serves /metrics on port 9090 for all workers
 (prometheus_client multiprocess mode); and on SIGTERM fails readiness before it drains.
-Hook bodies live in kubernaut_storage/serving.py.
+Hook bodies live in kubernaut_storage/serving/hooks.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import signal
 import tempfile
 from typing import Any
 
-from kubernaut_storage import serving
+from kubernaut_storage.serving import hooks
 
 
 def _flag(value: str) -> bool:
@@ -67,8 +67,8 @@ _env.setdefault("DJANGO_SETTINGS_MODULE", "kubernaut_storage.settings.local")
 
 bind = [_bind]
 # gthread, but a request's head and small body are read with a deadline before a thread is
-# committed to it: slow clients cannot hold the threads (kubernaut_storage/gunicorn_worker.py).
-worker_class = "kubernaut_storage.gunicorn_worker.DeadlineThreadWorker"
+# committed to it: slow clients cannot hold the threads (kubernaut_storage/serving/worker.py).
+worker_class = "kubernaut_storage.serving.worker.DeadlineThreadWorker"
 workers = _workers
 threads = _threads
 # The embedding call plus the transaction stay well under this; a stuck worker is restarted.
@@ -93,7 +93,7 @@ worker_tmp_dir = _worker_tmp_dir
 # shared by every gunicorn of the user and not writable with a read-only root filesystem.
 control_socket_disable = True
 accesslog = None  # one JSON line per request comes from RequestLogMiddleware
-logconfig_dict = serving.logging_config_for_gunicorn(level=_log_level)
+logconfig_dict = hooks.logging_config_for_gunicorn(level=_log_level)
 
 
 def on_starting(server: Any) -> None:
@@ -111,16 +111,16 @@ def on_starting(server: Any) -> None:
 
     # Before django.setup(): importing the apps creates the label-less metrics, whose
     # multiprocess value files must have their directory already.
-    serving.multiproc_dir_prepare(_multiproc_dir)
+    hooks.multiproc_dir_prepare(_multiproc_dir)
     django.setup(set_prefix=False)
     embedded_host_ensure(connections["default"].settings_dict)
     try:
-        serving.auth_guard(auth_mode=settings.AUTH_MODE, addresses=server.cfg.address, log=server.log)
-    except serving.UnsafeBindError:
+        hooks.auth_guard(auth_mode=settings.AUTH_MODE, addresses=server.cfg.address, log=server.log)
+    except hooks.UnsafeBindError:
         if _created_runtime_dir:  # on_exit does not run for a refused start
-            serving.runtime_dir_remove(_runtime_dir)
+            hooks.runtime_dir_remove(_runtime_dir)
         raise
-    serving.drain_flag_clear(_drain_file)
+    hooks.drain_flag_clear(_drain_file)
     # State lives on the arbiter: a SIGHUP reload re-executes this file, the arbiter stays.
     server.kubernaut_runtime_dir = _runtime_dir if _created_runtime_dir else None
     server.kubernaut_metrics = None
@@ -128,7 +128,7 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     """Master, listening: serve the pod's metrics on 9090 and make SIGTERM drain first."""
-    from kubernaut_storage.metrics_server import MetricsServer
+    from kubernaut_storage.serving.metrics_server import MetricsServer
 
     host, _, port = _metrics_bind.rpartition(":")
     server.kubernaut_metrics = MetricsServer(
@@ -138,7 +138,7 @@ def when_ready(server: Any) -> None:
     server.log.info(
         "metrics on http://%s/metrics (%s)", _metrics_bind, "bearer token required" if _metrics_token else "no auth"
     )
-    serving.drain_on_sigterm(
+    hooks.drain_on_sigterm(
         drain_file=_drain_file,
         delay_s=_drain_delay_s,
         stop=lambda: server.signal(signal.SIGTERM, None),
@@ -154,12 +154,12 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    serving.worker_mark_dead(worker.pid)
+    hooks.worker_mark_dead(worker.pid)
 
 
 def on_exit(server: Any) -> None:
     if server.kubernaut_metrics is not None:
         server.kubernaut_metrics.close()
-    serving.drain_flag_clear(_drain_file)
+    hooks.drain_flag_clear(_drain_file)
     if server.kubernaut_runtime_dir:
-        serving.runtime_dir_remove(server.kubernaut_runtime_dir)
+        hooks.runtime_dir_remove(server.kubernaut_runtime_dir)

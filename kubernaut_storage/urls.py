@@ -3,10 +3,10 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from audit.admin_views import correlation_timeline_view
+from audit.admin.views import correlation_timeline_view
 
 urlpatterns: list[URLPattern | URLResolver] = [
-    path("api/v1/", include("audit.urls")),
+    path("api/v1/", include("audit.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
@@ -25,7 +25,7 @@ if settings.ADMIN_ENABLED:
         path("admin/", admin.site.urls),
     ]
 
-handler400 = "kubernaut_storage.errors.handler400"
-handler403 = "kubernaut_storage.errors.handler403"
-handler404 = "kubernaut_storage.errors.handler404"
-handler500 = "kubernaut_storage.errors.handler500"
+handler400 = "kubernaut_storage.http.errors.handler400"
+handler403 = "kubernaut_storage.http.errors.handler403"
+handler404 = "kubernaut_storage.http.errors.handler404"
+handler500 = "kubernaut_storage.http.errors.handler500"

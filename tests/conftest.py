@@ -15,8 +15,10 @@ from django.test import Client
 from django.utils import timezone
 
 from embeddings.services import MEMORY_CACHE_ALIAS, embedding_runtime_reset
-from kubernaut_storage.partitioning import partitions_ensure
-from tests.support.redis_server import RedisServer
+from kubernaut_storage.database.partitioning import partitions_ensure
+from testutils.embedding_settings import openai_primary_configure
+from testutils.openai_server import OpenAICompatibleServer
+from testutils.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,3 +68,15 @@ def redis_url() -> Iterator[str]:
         pytest.fail("these tests need Redis: run scripts/test, or set REDIS_URL, or install redis-server")
     with RedisServer() as server:
         yield server.url
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAICompatibleServer]:
+    with OpenAICompatibleServer() as server:
+        yield server
+
+
+@pytest.fixture
+def openai_primary(settings: Any, openai_server: OpenAICompatibleServer) -> OpenAICompatibleServer:
+    """The write path's primary is the openai provider talking to `openai_server`."""
+    return openai_primary_configure(settings, openai_server)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from tests.support.environment_reads import ENTRY_POINTS, READERS, ROOT, reads_by_file
+from testutils.environment_reads import ENTRY_POINTS, READERS, ROOT, reads_by_file
 
 
 def _readme_configuration_names() -> set[str]:

@@ -18,7 +18,7 @@ __all__ = ["application"]
 
 def _install() -> None:
     # Imported after the WSGI module has set Django up: these import models.
-    import audit.services
+    import audit.write.single
     from embeddings.providers.base import Embedding
     from embeddings.providers.openai import OpenAIEmbeddingProvider
 
@@ -36,7 +36,7 @@ def _install() -> None:
         [vector] = local.provider.embed([text])
         return Embedding(vector=vector, model=local.provider.model)
 
-    audit.services.embedding_for_text = embedding_over_http  # type: ignore[assignment]
+    audit.write.single.embedding_for_text = embedding_over_http  # type: ignore[assignment]
 
 
 _install()

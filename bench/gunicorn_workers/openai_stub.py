@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.support.openai_server import OpenAICompatibleServer
+from testutils.openai_server import OpenAICompatibleServer
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from django_prometheus.db.backends.postgresql import base as instrumented
 
-from kubernaut_storage.embedded_postgres import embedded_server_start
+from kubernaut_storage.database.embedded_postgres import embedded_server_start
 
 _start_lock = threading.Lock()
 

@@ -1,7 +1,7 @@
 """Who may write audit records: the authentication mode, the TokenReview client and
 the per-endpoint allow-lists of ServiceAccount usernames. Imported by base.py.
 
-Every value is read once from the environment here; `kubernaut_storage.auth` reads the settings.
+Every value is read once from the environment here; `kubernaut_storage.auth.authentication` reads the settings.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def auth_mode_checked(mode: str) -> str:
 
 # "tokenreview": every audit POST needs `Authorization: Bearer <ServiceAccount token>`, checked
 # with the Kubernetes TokenReview API. "none": no authentication; the gunicorn config refuses it
-# on a non-loopback bind (kubernaut_storage/serving.py), production settings refuse it outright.
+# on a non-loopback bind (kubernaut_storage/serving/hooks.py), production settings refuse it outright.
 AUTH_MODE = auth_mode_checked(env.str("AUTH_MODE", default="tokenreview"))
 
 

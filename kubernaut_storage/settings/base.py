@@ -12,9 +12,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from kubernaut_storage.database.embedded_postgres import embedded_database_settings
 from kubernaut_storage.database.reconnection import reconnect_while_requests_wait
-from kubernaut_storage.embedded_postgres import embedded_database_settings
-from kubernaut_storage.logs import logging_config
+from kubernaut_storage.observability.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -36,21 +36,21 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "audit",
     "embeddings",
-    # Admin sign-in lockouts (kubernaut_storage/admin_auth.py).
+    # Admin sign-in lockouts (kubernaut_storage/admin/authentication.py).
     "axes",
 ]
 
 MIDDLEWARE = [
     # Probes are answered first: before host validation (the kubelet's Host is the pod IP),
-    # sessions and the access log (kubernaut_storage/health.py).
-    "kubernaut_storage.health.ProbeMiddleware",
+    # sessions and the access log (kubernaut_storage/observability/health.py).
+    "kubernaut_storage.observability.health.ProbeMiddleware",
     # One JSON access line and the latency histogram for every other request.
-    "kubernaut_storage.middleware.RequestLogMiddleware",
+    "kubernaut_storage.http.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "kubernaut_storage.middleware.RequestIdMiddleware",
+    "kubernaut_storage.http.middleware.RequestIdMiddleware",
     # Before the session: its queries, too, run under the admin's statement timeout.
-    "kubernaut_storage.admin_guard.AdminGuardMiddleware",
+    "kubernaut_storage.admin.guard.AdminGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -108,14 +108,14 @@ if DATABASE_POOL_SIZE > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django requires 0
     # Django's health check with a pool is a round trip on every checkout. A connection that
     # broke while idle fails its first statement instead, which the write path retries on a
-    # working one (audit/write_database.py); the pool then drops it, and the idle ones the
+    # working one (audit/write/database.py); the pool then drops it, and the idle ones the
     # same restart broke (kubernaut_storage/database/lost_connections.py).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": min(2, DATABASE_POOL_SIZE),
         "max_size": DATABASE_POOL_SIZE,
         # A thread waits this long for a connection. Past it the database is down or saturated
-        # and the write answers 503 at once (audit/write_database.py): waiting again cannot help.
+        # and the write answers 503 at once (audit/write/database.py): waiting again cannot help.
         "timeout": 2.0,
         "max_idle": 300.0,
         # A failed connection attempt is retried with exponential backoff (1, 2, 4 ... 64 s)
@@ -181,7 +181,7 @@ from .auth import *  # noqa: E402, F403
 # Bounds how long a probe or a request waits for an unreachable database server.
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5))
 # Set by the gunicorn config for its workers: while this file exists the process is draining
-# and /readyz answers 503 (kubernaut_storage/serving.py). Not an operator setting.
+# and /readyz answers 503 (kubernaut_storage/serving/hooks.py). Not an operator setting.
 DRAIN_FILE = env.str("KUBERNAUT_DRAIN_FILE", default="")
 # /readyz reuses its checks' result this long per process (probes every few seconds see a fresh
 # one; a flood of unauthenticated probes costs the database one round per second per process).
@@ -208,16 +208,16 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 # Whether this process serves the auditors' admin at /admin/ (off in API-only pods, whose
 # database role cannot read the sign-in tables: docs/DATABASE_ROLES.md).
 ADMIN_ENABLED = env.bool("ADMIN_ENABLED", default=True)
-# No query of an admin request runs longer (kubernaut_storage/admin_guard.py).
+# No query of an admin request runs longer (kubernaut_storage/admin/guard.py).
 ADMIN_STATEMENT_TIMEOUT_SECONDS = env.float("ADMIN_STATEMENT_TIMEOUT_SECONDS", default=5.0)
 
 REST_FRAMEWORK = {
-    "DEFAULT_PARSER_CLASSES": ["kubernaut_storage.parsers.StrictJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["kubernaut_storage.renderers.FastJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["kubernaut_storage.http.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["kubernaut_storage.http.renderers.FastJSONRenderer"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "kubernaut_storage.errors.problem_exception_handler",
+    "EXCEPTION_HANDLER": "kubernaut_storage.http.errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
@@ -234,10 +234,10 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "kubernaut_storage.openapi.camelize_component_fields",
-        "kubernaut_storage.openapi.close_request_bodies",
-        "kubernaut_storage.openapi.merge_blank_alternatives",
-        "kubernaut_storage.openapi.document_response_headers",
+        "kubernaut_storage.http.openapi.camelize_component_fields",
+        "kubernaut_storage.http.openapi.close_request_bodies",
+        "kubernaut_storage.http.openapi.merge_blank_alternatives",
+        "kubernaut_storage.http.openapi.document_response_headers",
     ],
 }
 
@@ -363,5 +363,5 @@ AUDIT_SEAL_MAX_LAG_SECONDS = env.int("AUDIT_SEAL_MAX_LAG_SECONDS", default=900)
 
 # --- Logging ---------------------------------------------------------------------------------
 # One JSON object per line on stderr, the same shape as gunicorn's own lines (logs.py).
-LOGGING_CONFIG = "kubernaut_storage.logs.logging_configure"
+LOGGING_CONFIG = "kubernaut_storage.observability.logs.logging_configure"
 LOGGING = logging_config(level=env.str("LOG_LEVEL", default="INFO"))

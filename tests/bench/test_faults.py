@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.fault_injection import FAULTS
+from bench.faults.injection import FAULTS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

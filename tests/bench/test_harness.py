@@ -17,7 +17,7 @@ from bench.report import summary_line, table
 from bench.workload import templates, templates_write
 from bench.wrk import parse_wrk_output, wrk_run
 from embeddings.models import IncidentEmbedding
-from tests.support.audit_rows import table_counts
+from testutils.audit_rows import table_counts
 
 # The harness writes over its own connections, which must see committed data and commit.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import CheckContext
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from audit.serializers import CROSS_FIELD_CODES
-from tests.support.gunicorn import database_url, running_gunicorn
+from audit.api.serializers import CROSS_FIELD_CODES
+from testutils.gunicorn import database_url, running_gunicorn
 
 FUZZ_EXAMPLES = int(os.environ.get("CONTRACT_FUZZ_EXAMPLES", "200"))
 #: The coverage phase (every boundary and every single-keyword violation, deterministically) sends

@@ -17,13 +17,13 @@ from audit.models import AUDIT_MODELS, AuditKind
 from embeddings.cache import RedisEmbeddingCache
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 from embeddings.services import OPENAI_MAX_BATCH, embedding_runtime, embeddings_for_texts
-from tests.embeddings.conftest import LOCAL_MODEL, OPENAI_MODEL, text_for, use_redis
-from tests.factories import VALID_BODIES
-from tests.support.audit_rows import post_audit, table_counts
-from tests.support.batches import MIXED_KINDS, batch_of, post_batch
-from tests.support.metrics import MetricDelta
-from tests.support.openai_server import OpenAICompatibleServer, deterministic_vector
-from tests.support.redis_server import RedisServer
+from testutils.audit_rows import post_audit, table_counts
+from testutils.batches import MIXED_KINDS, batch_of, post_batch
+from testutils.embedding_settings import LOCAL_MODEL, OPENAI_MODEL, text_for, use_redis
+from testutils.factories import VALID_BODIES
+from testutils.metrics import MetricDelta
+from testutils.openai_server import OpenAICompatibleServer, deterministic_vector
+from testutils.redis_server import RedisServer
 
 pytestmark = pytest.mark.django_db
 

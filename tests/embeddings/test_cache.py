@@ -25,12 +25,12 @@ from embeddings.cache import (
 )
 from embeddings.models import IncidentEmbedding
 from embeddings.services import embedding_runtime
-from tests.embeddings.conftest import OPENAI_MODEL, text_for, use_memory_cache, use_redis
-from tests.factories import VALID_BODIES
-from tests.support.audit_rows import post_audit
-from tests.support.metrics import MetricDelta
-from tests.support.openai_server import OpenAICompatibleServer, deterministic_vector
-from tests.support.redis_server import RedisServer
+from testutils.audit_rows import post_audit
+from testutils.embedding_settings import OPENAI_MODEL, text_for, use_memory_cache, use_redis
+from testutils.factories import VALID_BODIES
+from testutils.metrics import MetricDelta
+from testutils.openai_server import OpenAICompatibleServer, deterministic_vector
+from testutils.redis_server import RedisServer
 
 KIND = AuditKind.REMEDIATION
 CACHE = "kubernaut_embedding_cache_total"

@@ -16,7 +16,7 @@ import pytest
 from embeddings.chain import ChainResult, EmbeddingUnavailable, ProviderChain
 from embeddings.providers.base import EmbeddingProviderError, Vector
 from embeddings.providers.openai import OpenAIEmbeddingProvider
-from tests.support.openai_server import OpenAICompatibleServer, deterministic_vector
+from testutils.openai_server import OpenAICompatibleServer, deterministic_vector
 
 MODEL = "text-embedding-3-small"
 

@@ -14,12 +14,12 @@ import pytest
 from audit.models import AuditKind
 from embeddings.models import IncidentEmbedding
 from embeddings.services import circuit_breaker_build, embedding_runtime
-from tests.embeddings.conftest import LOCAL_MODEL, OPENAI_MODEL
 from tests.embeddings.test_circuit import FakeClock
-from tests.factories import VALID_BODIES
-from tests.support.audit_rows import post_audit
-from tests.support.metrics import MetricDelta, sample
-from tests.support.openai_server import OpenAICompatibleServer
+from testutils.audit_rows import post_audit
+from testutils.embedding_settings import LOCAL_MODEL, OPENAI_MODEL
+from testutils.factories import VALID_BODIES
+from testutils.metrics import MetricDelta, sample
+from testutils.openai_server import OpenAICompatibleServer
 
 pytestmark = pytest.mark.django_db
 

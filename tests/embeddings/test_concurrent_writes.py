@@ -12,9 +12,9 @@ from django.test import Client
 
 from audit.models import AUDIT_MODELS, AuditKind
 from embeddings.models import IncidentEmbedding
-from tests.factories import VALID_BODIES
-from tests.support.audit_rows import post_audit
-from tests.support.openai_server import OpenAICompatibleServer
+from testutils.audit_rows import post_audit
+from testutils.factories import VALID_BODIES
+from testutils.openai_server import OpenAICompatibleServer
 
 KIND = AuditKind.REMEDIATION
 API_DELAY_S = 0.5

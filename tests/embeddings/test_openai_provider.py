@@ -17,7 +17,7 @@ import pytest
 
 from embeddings.providers.base import EmbeddingProvider, EmbeddingProviderError
 from embeddings.providers.openai import OpenAIEmbeddingProvider
-from tests.support.openai_server import (
+from testutils.openai_server import (
     DEFAULT_DIMENSIONS,
     Mode,
     OpenAICompatibleServer,

@@ -17,11 +17,11 @@ import pytest
 from audit.models import AUDIT_MODELS, AuditKind
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 from embeddings.services import embedding_for_text, embedding_runtime
-from tests.embeddings.conftest import LOCAL_MODEL, OPENAI_KEY, OPENAI_MODEL, text_for
-from tests.factories import VALID_BODIES
-from tests.support.audit_rows import post_audit
-from tests.support.metrics import MetricDelta
-from tests.support.openai_server import OpenAICompatibleServer, deterministic_vector
+from testutils.audit_rows import post_audit
+from testutils.embedding_settings import LOCAL_MODEL, OPENAI_KEY, OPENAI_MODEL, text_for
+from testutils.factories import VALID_BODIES
+from testutils.metrics import MetricDelta
+from testutils.openai_server import OpenAICompatibleServer, deterministic_vector
 
 pytestmark = pytest.mark.django_db
 

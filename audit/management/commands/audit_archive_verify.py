@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.retention import ArchiveVerificationError, manifest_verify
+from audit.integrity.retention import ArchiveVerificationError, manifest_verify
 from kubernaut_integrity.archive import archive_verify
 from kubernaut_integrity.seals import public_keys_load, seal_files
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from kubernaut_storage.partitioning import partitions_ensure
+from kubernaut_storage.database.partitioning import partitions_ensure
 
 
 class Command(BaseCommand):

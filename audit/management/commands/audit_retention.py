@@ -11,7 +11,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 from tqdm import tqdm
 
-from audit.retention import (
+from audit.integrity.retention import (
     ArchiveVerificationError,
     archive_paths,
     expired_partitions,

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.sealing import seal_pending
+from audit.integrity.sealing import seal_pending
 from kubernaut_integrity.seals import private_key_load
 
 

@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
+from audit.integrity.verification import audit_verify
 from audit.models import AuditSeal, AuditVerification
-from audit.verification import audit_verify
 from kubernaut_integrity.seals import public_keys_load
 
 

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.auditors import AUDITORS_GROUP, auditor_create
+from audit.admin.auditors import AUDITORS_GROUP, auditor_create
 
 
 class Command(BaseCommand):

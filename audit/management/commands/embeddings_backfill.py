@@ -35,7 +35,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from audit.embedding_backfill import (
+from audit.write.backfill import (
     BackfillOutcome,
     embedding_backlog_backfill,
     embedding_backlog_count,

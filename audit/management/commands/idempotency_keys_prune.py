@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
-from audit.housekeeping import idempotency_keys_prune
 from audit.models import IdempotencyKey
+from audit.write.housekeeping import idempotency_keys_prune
 
 #: Keys are kept at least 24 h, so a retry within a day is always a replay.
 MIN_AGE_HOURS = 24

@@ -1,0 +1,232 @@
+"""`audit_verify`'s work: the seal chain, the seals' copies outside the database, and every
+row of the sealed windows against its seal (docs/INTEGRITY.md). Read-only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.db import connection, transaction
+
+from audit.integrity.metrics import seal_lag
+from audit.integrity.retention import MANIFEST_SUFFIX
+from audit.integrity.sealed_rows import WindowRows, earliest_recorded_at, rows_by_window
+from audit.models import AuditSeal
+from kubernaut_integrity.canonical import SEALED_TABLES
+from kubernaut_integrity.findings import (
+    PARTITION_MISSING,
+    ROW_INSERTED,
+    SEAL_ANCHOR_MISMATCH,
+    SEAL_MISSING,
+    UNSEALED_LAG,
+    Finding,
+    WindowIndex,
+    chain_check,
+    leaves_check,
+    seal_check,
+)
+from kubernaut_integrity.seals import Leaves, Seal, SealFile, seal_file_name, seal_file_read, seal_files
+from kubernaut_storage.database.partitioning import existing_partitions, partitioned_tables
+
+
+@dataclass
+class VerifyReport:
+    findings: list[Finding] = field(default_factory=list)
+    seals: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "seals": self.seals,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows / self.seconds) if self.seconds else None,
+            "findings": [finding.as_json() for finding in self.findings],
+        }
+
+
+def audit_verify(
+    *,
+    trusted: Mapping[str, Ed25519PublicKey],
+    seal_dir: Path | None,
+    archive_dir: Path,
+    window_seconds: int,
+    max_lag_seconds: float,
+    time_from: dt.datetime | None = None,
+    time_to: dt.datetime | None = None,
+    now: dt.datetime,
+    on_rows: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Verify the seals whose windows overlap [time_from, time_to) (default: all) and their rows."""
+    started = time.perf_counter()
+    report = VerifyReport()
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost:
+            # One snapshot for the seals and the rows: REPEATABLE READ, read-only.
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        stored = _seals_in_range(time_from, time_to)
+        before = _seal_before(stored[0].sequence) if stored else None
+        database = {row.sequence: Seal(row.body.encode(), bytes(row.signature)) for row in stored}
+        report.seals = len(database)
+        for seal in database.values():
+            report.findings += seal_check(seal, trusted)
+        report.findings += chain_check(list(database.values()), before=before)
+        anchored = _anchored(seal_dir, database, time_from, time_to)
+        reference = _reference_seals(database, anchored, trusted, report.findings)
+        if reference:
+            report.rows = _rows_check(
+                reference=reference,
+                anchored=anchored,
+                archive_dir=archive_dir,
+                time_from=time_from,
+                time_to=time_to,
+                findings=report.findings,
+                on_rows=on_rows,
+            )
+        if time_to is None:
+            last_end = AuditSeal.objects.order_by("-sequence").values_list("window_end", flat=True).first()
+            lag = seal_lag(
+                now=now, last_sealed_end=last_end, earliest=earliest_recorded_at(), window_seconds=window_seconds
+            )
+            if lag > max_lag_seconds:
+                report.findings.append(
+                    Finding(UNSEALED_LAG, f"the oldest closed window not sealed ended {lag:.0f} s ago")
+                )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _seals_in_range(time_from: dt.datetime | None, time_to: dt.datetime | None) -> list[AuditSeal]:
+    seals = AuditSeal.objects.order_by("sequence")
+    if time_from is not None:
+        seals = seals.filter(window_end__gt=time_from)
+    if time_to is not None:
+        seals = seals.filter(window_start__lt=time_to)
+    return list(seals.only("sequence", "body", "signature"))
+
+
+def _seal_before(sequence: int) -> Seal | None:
+    row = AuditSeal.objects.filter(sequence__lt=sequence).order_by("-sequence").only("body", "signature").first()
+    return Seal(row.body.encode(), bytes(row.signature)) if row is not None else None
+
+
+def _anchored(
+    seal_dir: Path | None, database: Mapping[int, Seal], time_from: dt.datetime | None, time_to: dt.datetime | None
+) -> dict[int, SealFile]:
+    # Without a time range every file counts; with one, those between its first and last seal.
+    """The seal files of the range, by sequence (none without a seal directory)."""
+    if seal_dir is None:
+        return {}
+    files: dict[int, SealFile] = {}
+    ranged = time_from is not None or time_to is not None
+    low, high = min(database, default=0), max(database, default=0)
+    for path in seal_files(seal_dir):
+        sequence = int(path.stem.removeprefix("seal-"))
+        if not ranged or low <= sequence <= high:
+            files[sequence] = seal_file_read(path)
+    return files
+
+
+def _reference_seals(
+    database: Mapping[int, Seal],
+    anchored: Mapping[int, SealFile],
+    trusted: Mapping[str, Ed25519PublicKey],
+    findings: list[Finding],
+) -> dict[int, Seal]:
+    """The seal each window's rows are checked against: the copy outside the database when it
+    is validly signed (it survives a rewrite of the database), else the database's."""
+    reference = dict(database)
+    for sequence, copy in anchored.items():
+        stored = database.get(sequence)
+        if stored is None:
+            findings.append(
+                Finding(
+                    SEAL_MISSING, "the seal's copy outside the database exists, the database lost it", seal=sequence
+                )
+            )
+        elif (stored.body_bytes, stored.signature) != (copy.seal.body_bytes, copy.seal.signature):
+            findings.append(
+                Finding(
+                    SEAL_ANCHOR_MISMATCH, f"differs from {seal_file_name(sequence)} outside the database", seal=sequence
+                )
+            )
+        if copy.seal.signature_check(trusted) is None:
+            reference[sequence] = copy.seal
+    if anchored:
+        for sequence in database.keys() - anchored.keys():
+            findings.append(
+                Finding(SEAL_ANCHOR_MISMATCH, f"no {seal_file_name(sequence)} outside the database", seal=sequence)
+            )
+    return reference
+
+
+def _rows_check(
+    *,
+    reference: Mapping[int, Seal],
+    anchored: Mapping[int, SealFile],
+    archive_dir: Path,
+    time_from: dt.datetime | None,
+    time_to: dt.datetime | None,
+    findings: list[Finding],
+    on_rows: Callable[[int], None] | None,
+) -> int:
+    seals = [reference[sequence] for sequence in sorted(reference)]
+    index = WindowIndex.of_seals(seals)
+    first_start = dt.datetime.fromisoformat(index.starts[0].replace("Z", "+00:00"))
+    last_end = dt.datetime.fromisoformat(max(index.ends).replace("Z", "+00:00"))
+    # Rows before the first seal are checked too (none may exist) unless a range starts later.
+    earliest = earliest_recorded_at() or first_start
+    start = time_from if time_from is not None and time_from > first_start else min(earliest, first_start)
+    end = min(time_to, last_end) if time_to is not None else last_end
+    by_window, outside = rows_by_window(windows=index, start=start, end=end, on_rows=on_rows)
+    rows = sum(len(leaves) for window in by_window.values() for leaves in window.leaves.values()) + len(outside)
+    for row in outside:
+        findings.append(
+            Finding(
+                ROW_INSERTED,
+                f"recorded_at {row.recorded_at} is in no seal's window",
+                table=row.table,
+                row_id=row.row_id,
+            )
+        )
+    present = {table: existing_partitions(table) for table in partitioned_tables()}
+    for seal in seals:
+        body = seal.body
+        sequence = body["sequence"]
+        window = by_window.get(sequence) or WindowRows.empty()
+        for table in SEALED_TABLES:
+            entry = body["tables"].get(table, {})
+            gone = [name for name in entry.get("partitions", []) if name not in present[table]]
+            if gone:
+                findings += [
+                    Finding(
+                        PARTITION_MISSING,
+                        f"partition {name} is gone and has no archive manifest",
+                        table=table,
+                        seal=sequence,
+                    )
+                    for name in gone
+                    if not _archived(archive_dir, name)
+                ]
+                continue  # a retired partition's rows are checked in its archive (audit_archive_verify)
+            copy = anchored.get(sequence)
+            sealed_leaves: Leaves | None = copy.leaves.get(table) if copy is not None and copy.leaves else None
+            findings += leaves_check(seal=seal, table=table, actual=window.leaves[table], sealed_leaves=sealed_leaves)
+    return rows
+
+
+def _archived(archive_dir: Path, partition: str) -> bool:
+    return (archive_dir / f"{partition}{MANIFEST_SUFFIX}").exists()

@@ -1,0 +1,67 @@
+"""Shared pieces of the sealing tests: keys, sealing "later", tampering as the superuser."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.utils import timezone
+
+from audit.integrity.sealing import seal_pending
+from kubernaut_integrity.seals import key_pair_write, private_key_load
+
+WINDOW_SECONDS = 1
+
+
+def key_files(directory: Path) -> tuple[Path, Path]:
+    private, public, _ = key_pair_write(directory)
+    return private, public
+
+
+def seal_now(private: Path, seal_dir: Path, *, ahead_seconds: float = 3) -> list[Any]:
+    """Seal every window up to a moment `ahead_seconds` from now (settle 0, 1 s windows): what
+    the CronJob does once those windows are old enough."""
+    return seal_pending(
+        window_seconds=WINDOW_SECONDS,
+        settle_seconds=0,
+        private_key=private_key_load(private),
+        seal_dir=seal_dir,
+        now=timezone.now() + dt.timedelta(seconds=ahead_seconds),
+    )
+
+
+def verify(*public_keys: Path, seal_dir: Path, extra: tuple[str, ...] = ()) -> tuple[bool, dict[str, Any]]:
+    """Run `audit_verify --json`; (clean, report)."""
+    out = io.StringIO()
+    arguments = [arg for key in public_keys for arg in ("--public-key", str(key))]
+    try:
+        call_command("audit_verify", *arguments, "--seal-dir", str(seal_dir), "--json", *extra, stdout=out)
+        clean = True
+    except CommandError:
+        clean = False
+    report: dict[str, Any] = json.loads(out.getvalue())
+    assert report["clean"] is clean
+    return clean, report
+
+
+def findings_of(report: dict[str, Any]) -> set[tuple[Any, ...]]:
+    return {(f["kind"], f["table"], f["id"], f["seal"]) for f in report["findings"]}
+
+
+@contextmanager
+def triggers_bypassed() -> Iterator[Any]:
+    """A cursor on the superuser connection with every trigger off: what a DBA can do."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        try:
+            yield cursor
+        finally:
+            cursor.execute("SET session_replication_role = origin")
