@@ -47,6 +47,8 @@ _drain_delay_s = float(_env.get("GUNICORN_DRAIN_DELAY_SECONDS") or 5.0)
 _log_level = _env.get("LOG_LEVEL", "INFO")
 # A connection's time to deliver a request head (and a body up to 1 MiB) before it is closed.
 _request_read_timeout_s = float(_env.get("GUNICORN_REQUEST_READ_TIMEOUT_SECONDS") or 10.0)
+# Open connections per worker; at the bound the longest-idle one is closed for each new one.
+_worker_connections = int(_env.get("GUNICORN_WORKER_CONNECTIONS") or 1000)
 # Peers whose X-Forwarded-* / SCRIPT_NAME headers gunicorn believes: none unless configured
 # (gunicorn's default trusts loopback, so any sidecar could rewrite the admin's URLs).
 _forwarded_allow_ips = _env.get("GUNICORN_FORWARDED_ALLOW_IPS", "")
@@ -66,11 +68,15 @@ _drain_file = _env.setdefault("KUBERNAUT_DRAIN_FILE", os.path.join(_runtime_dir,
 _env.setdefault("DJANGO_SETTINGS_MODULE", "kubernaut_storage.settings.local")
 
 bind = [_bind]
-# gthread, but a request's head and small body are read with a deadline before a thread is
-# committed to it: slow clients cannot hold the threads (kubernaut_storage/serving/worker.py).
+# gthread, but every read of a request ends by a deadline, and a request is read in the event
+# loop until a thread can serve it from memory: slow clients cannot hold the threads, and idle
+# connections beyond the bound make room for new ones (kubernaut_storage/serving/worker.py).
 worker_class = "kubernaut_storage.serving.worker.DeadlineThreadWorker"
 workers = _workers
 threads = _threads
+# An idle connection costs a worker a few KB and no thread; beyond this many a new one closes the
+# one idle longest, so a flood of idle connections never keeps a probe or a writer waiting.
+worker_connections = _worker_connections
 # The embedding call plus the transaction stay well under this; a stuck worker is restarted.
 timeout = _timeout_s
 # In-flight requests get this long after the listeners close (k8s: fits in

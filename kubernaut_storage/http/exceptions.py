@@ -15,6 +15,14 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+class RequestBodyIncomplete(exceptions.APIException):
+    """The client stopped sending the body, or did not finish it by the request's read deadline."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "The request body did not arrive completely."
+    default_code = "body_incomplete"
+
+
 class IdempotencyKeyReused(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "This Idempotency-Key was already used with a different request body."
