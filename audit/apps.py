@@ -13,5 +13,10 @@ class AuditConfig(AppConfig):
     }
 
     def ready(self) -> None:
-        # Registers the OpenAPI description of the bearer-token authentication.
-        import kubernaut_storage.http.openapi  # noqa: F401
+        # Registers the OpenAPI extensions (drf-spectacular finds them by their import).
+        import audit.api.openapi  # noqa: F401
+        from audit.integrity.metrics import SealCollector
+        from kubernaut_storage.observability.metrics import scrape_collector_register
+
+        # Read from the database at scrape time: the sealing Jobs are never scraped themselves.
+        scrape_collector_register(name="audit_seals", collector=SealCollector())

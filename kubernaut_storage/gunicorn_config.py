@@ -103,7 +103,8 @@ logconfig_dict = hooks.logging_config_for_gunicorn(level=_log_level)
 
 
 def on_starting(server: Any) -> None:
-    """Master, before listening: settings, the embedded database, auth guard, metrics dir.
+    """Master, before listening: settings, the embedded database, auth guard, metrics dir, the
+    OpenAPI document.
 
     Without DATABASE_URL the embedded PostgreSQL is started here, in the master, which then
     holds it for its whole life: workers come and go without stopping it. (A worker that
@@ -127,6 +128,11 @@ def on_starting(server: Any) -> None:
             hooks.runtime_dir_remove(_runtime_dir)
         raise
     hooks.drain_flag_clear(_drain_file)
+    # Once for every worker, before any exists: generated per request it cost ~50 ms of CPU,
+    # and concurrent generations on a fresh worker raced into 500s.
+    from kubernaut_storage.http.openapi import openapi_document_prepare  # needs the apps loaded
+
+    openapi_document_prepare()
     # State lives on the arbiter: a SIGHUP reload re-executes this file, the arbiter stays.
     server.kubernaut_runtime_dir = _runtime_dir if _created_runtime_dir else None
     server.kubernaut_metrics = None

@@ -1,13 +1,14 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from audit.admin.views import correlation_timeline_view
+from kubernaut_storage.http.openapi import OpenAPIDocumentView
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/", include("audit.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", OpenAPIDocumentView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 # API pods run with ADMIN_ENABLED=false and a database role that cannot read the sign-in

@@ -1,5 +1,8 @@
 """The apps depend one way: `audit` uses `embeddings`, and `embeddings` knows nothing of audit
-records (their kinds, texts, admin or backfill), so either can be read and changed alone."""
+records (their kinds, texts, admin or backfill), so either can be read and changed alone. The
+project package `kubernaut_storage` wires the apps in and imports none of them but in `urls.py`:
+the apps register what the project serves for them (readiness details, scrape-time metrics, their
+part of the OpenAPI document)."""
 
 from __future__ import annotations
 
@@ -27,5 +30,19 @@ def test_embeddings_never_imports_audit():
     assert {path: modules for path, modules in offending.items() if modules} == {}
 
 
+APPS = ("audit", "embeddings")
+
+
+def test_the_project_package_imports_no_app_but_in_its_urls():
+    offending = {
+        str(path.relative_to(ROOT)): sorted(m for m in _imported_modules(path) if m.split(".")[0] in APPS)
+        for path in sorted((ROOT / "kubernaut_storage").rglob("*.py"))
+        if path != ROOT / "kubernaut_storage" / "urls.py"
+    }
+    assert {path: modules for path, modules in offending.items() if modules} == {}
+
+
 def test_the_scan_sees_imports():
     assert "embeddings.models" in _imported_modules(ROOT / "audit" / "write" / "single.py")
+    # Imports inside functions count too.
+    assert "audit.integrity.metrics" in _imported_modules(ROOT / "audit" / "apps.py")

@@ -5,7 +5,7 @@ timestamp is taken in the server's zone); an audit trail must store what the cal
 these accept exactly one JSON type each and nothing that PostgreSQL could not store verbatim.
 
 Each field also states, as JSON Schema, exactly what it accepts (`openapi_schema`): the OpenAPI
-document is built from the same attributes the validation uses (kubernaut_storage/http/openapi.py).
+document is built from the same attributes the validation uses (audit/api/openapi.py).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def string_problem(value: str, *, multiline: bool) -> str | None:
 
 
 class DocumentedField:
-    """A field that describes itself in the OpenAPI document (kubernaut_storage/http/openapi.py)."""
+    """A field that describes itself in the OpenAPI document (audit/api/openapi.py)."""
 
     def openapi_schema(self) -> JSONSchema:
         raise NotImplementedError

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from audit import limits
 from audit.api.batch_serializers import AuditBatchSerializer, audit_batch_envelope, audit_batch_validated
+from audit.api.openapi import WRITE_HEADERS, write_responses
 from audit.api.serializers import AUDIT_SERIALIZERS, audit_validated
 from audit.models import AuditKind
 from audit.write.batch import audit_batch_create
@@ -35,7 +36,6 @@ from kubernaut_storage.auth.authentication import (
 from kubernaut_storage.auth.identity import LOCAL_ACTOR, request_actor
 from kubernaut_storage.http.errors import correlation_id_of
 from kubernaut_storage.http.middleware import log_fields_add
-from kubernaut_storage.http.openapi import WRITE_HEADERS, write_responses
 from kubernaut_storage.observability.metrics import AUDIT_WRITES, VALIDATION_FAILURES
 
 AuditCreatedSerializer = inline_serializer(

@@ -1,21 +1,31 @@
-"""The OpenAPI document: camelCase field names on the wire, the custom fields' exact schemas,
-closed request bodies, problem+json errors, the headers, and the bearer-token security scheme.
+"""The OpenAPI document: what every endpoint shares, and serving it built once.
 
-Imported by AuditConfig.ready: drf-spectacular finds extensions by their import.
+Shared by every endpoint: problem+json errors, the X-Request-ID and Retry-After headers, the
+bearer-token security scheme, bounded lists. The apps add their own parts (audit/api/openapi.py)
+through drf-spectacular's extensions and the hooks in SPECTACULAR_SETTINGS.
+
+`/api/schema/` serves a document generated once per process and each format rendered once:
+drf-spectacular generates it on every request, ~50 ms of CPU, and concurrent generations on a
+fresh worker raced (a flood answered 500s and raised the writes' p50 from 6 to 107 ms).
+gunicorn's master prepares it before forking the workers (kubernaut_storage/gunicorn_config.py).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
 
-from audit import limits
-from audit.api.fields import JSONSchema
-from audit.api.serializers import camel
+JSONSchema = dict[str, Any]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -43,40 +53,17 @@ ProblemSerializer = inline_serializer(
 )
 PROBLEM_RESPONSE = OpenApiResponse(response=ProblemSerializer, description="RFC 9457 problem details.")
 
-WRITE_HEADERS = [
-    OpenApiParameter(
-        "Idempotency-Key",
-        {"type": "string", "minLength": 1, "maxLength": limits.IDEMPOTENCY_KEY_LENGTH},
-        OpenApiParameter.HEADER,
-        required=False,
-        description="Retrying with the same key and body answers the first 201 again (Idempotent-Replayed: "
-        "true); the same key with another body is a 422. Kept at least 24 hours.",
-    ),
-    OpenApiParameter(
-        "X-Request-ID",
-        {"type": "string"},
-        OpenApiParameter.HEADER,
-        required=False,
-        description="Used as the request id when it is 1-128 of A-Z a-z 0-9 . _ : -; otherwise a new one is "
-        "made. Either way it is echoed in the response.",
-    ),
-]
+REQUEST_ID_HEADER = OpenApiParameter(
+    "X-Request-ID",
+    {"type": "string"},
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Used as the request id when it is 1-128 of A-Z a-z 0-9 . _ : -; otherwise a new one is "
+    "made. Either way it is echoed in the response.",
+)
 
 _RESPONSE_HEADERS: dict[str, JSONSchema] = {
     "X-Request-ID": {"description": "The request id (see the request header).", "schema": {"type": "string"}},
-}
-_CREATED_HEADERS: dict[str, JSONSchema] = {
-    "Idempotent-Replayed": {
-        "description": "`true` when this 201 replays the answer to an earlier request with the same Idempotency-Key.",
-        "schema": {"type": "string", "enum": ["true"]},
-    },
-}
-_CORRELATION_HEADER: dict[str, JSONSchema] = {
-    "X-Correlation-ID": {
-        "description": "The stored record's correlationId.",
-        "required": True,
-        "schema": {"type": "string"},
-    },
 }
 _UNAVAILABLE_HEADERS: dict[str, JSONSchema] = {
     "Retry-After": {
@@ -85,25 +72,6 @@ _UNAVAILABLE_HEADERS: dict[str, JSONSchema] = {
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
     },
 }
-
-
-def write_responses(created: Any) -> dict[Any, Any]:
-    """The answers of an audit POST: `created` on 201, problem+json on every error."""
-    return {
-        201: created,
-        **{(code, PROBLEM_MEDIA_TYPE): PROBLEM_RESPONSE for code in (400, 401, 403, 409, 413, 415, 422, 503)},
-    }
-
-
-class DocumentedFieldExtension(OpenApiSerializerFieldExtension):
-    """The custom fields (audit/api/fields.py) state their own schema from their validation settings."""
-
-    target_class = "audit.api.fields.DocumentedField"
-    match_subclasses = True
-
-    def map_serializer_field(self, auto_schema: Any, direction: Any) -> JSONSchema:
-        schema: JSONSchema = self.target.openapi_schema()
-        return schema
 
 
 class BoundedListSerializerExtension(OpenApiSerializerFieldExtension):
@@ -121,24 +89,6 @@ class BoundedListSerializerExtension(OpenApiSerializerFieldExtension):
         elif not self.target.allow_empty:
             schema["minItems"] = 1
         return schema
-
-
-def camelize_component_fields(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    """drf-spectacular postprocessing hook: rename schema properties as they appear on the wire."""
-    for component in result.get("components", {}).get("schemas", {}).values():
-        if "properties" in component:
-            component["properties"] = {camel(name): spec for name, spec in component["properties"].items()}
-        if "required" in component:
-            component["required"] = [camel(name) for name in component["required"]]
-    return result
-
-
-def close_request_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    """drf-spectacular postprocessing hook: request bodies refuse unknown keys, so say so."""
-    for name, component in result.get("components", {}).get("schemas", {}).items():
-        if name.endswith("Request") and "properties" in component:
-            component["additionalProperties"] = False
-    return result
 
 
 _BLANK_ALTERNATIVE = {"type": "string", "maxLength": 0}
@@ -174,14 +124,10 @@ def merge_blank_alternatives(result: dict[str, Any], **kwargs: Any) -> dict[str,
 
 def document_response_headers(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the headers every answer carries (it has no API for them)."""
-    for url, path in result.get("paths", {}).items():
+    for path in result.get("paths", {}).values():
         for operation in path.values():
             for code, response in operation.get("responses", {}).items():
                 headers = dict(_RESPONSE_HEADERS)
-                if code == "201":
-                    headers.update(_CREATED_HEADERS)
-                    if not url.endswith("/batch"):  # a batch's records carry their own ids
-                        headers.update(_CORRELATION_HEADER)
                 if code == "503":
                     headers.update(_UNAVAILABLE_HEADERS)
                 response["headers"] = headers
@@ -201,3 +147,66 @@ class KubernetesTokenScheme(OpenApiAuthenticationExtension):
             "description": "A Kubernetes ServiceAccount token, verified with the TokenReview API; "
             "the account must be on the endpoint's allow-list (AUDIT_WRITERS).",
         }
+
+
+_document: dict[str, Any] | None = None
+_document_lock = threading.Lock()
+# Renderings of the document, by renderer and accepted media type (an `indent` parameter
+# changes the JSON); a client inventing media type parameters gets a rendering, not a slot.
+_renderings: dict[tuple[type[BaseRenderer], str | None], bytes] = {}
+_MAX_RENDERINGS = 16
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document, generated on first use in this process; concurrent first uses wait for it."""
+    global _document
+    with _document_lock:
+        if _document is None:
+            view = OpenAPIDocumentView
+            generator = view.generator_class(urlconf=view.urlconf, patterns=view.patterns)
+            _document = generator.get_schema(request=None, public=view.serve_public)
+        return _document
+
+
+def openapi_document_prepare() -> None:
+    """Generate the document and render each format: in gunicorn's master, before it forks."""
+    document = openapi_document()
+    for renderer_class in OpenAPIDocumentView.renderer_classes:
+        renderer_class().render(document, renderer_class.media_type)
+
+
+def _rendered_once(renderer_class: type[BaseRenderer]) -> type[BaseRenderer]:
+    class RenderedOnce(renderer_class):  # type: ignore[valid-type, misc]
+        def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> Any:
+            if data is not _document:  # another version's document: rare, rendered each time
+                return super().render(data, accepted_media_type, renderer_context)
+            key = (renderer_class, accepted_media_type)
+            rendering = _renderings.get(key)
+            if rendering is None:
+                rendering = super().render(data, accepted_media_type, renderer_context)
+                if len(_renderings) < _MAX_RENDERINGS:
+                    _renderings[key] = rendering
+            return rendering
+
+    RenderedOnce.__name__ = RenderedOnce.__qualname__ = renderer_class.__name__
+    return RenderedOnce
+
+
+class OpenAPIDocumentView(SpectacularAPIView):
+    """`/api/schema/`: drf-spectacular's view, answering from the document generated once."""
+
+    renderer_classes = [_rendered_once(renderer) for renderer in SpectacularAPIView.renderer_classes]
+
+    def _get_schema_response(self, request: Request) -> Response:
+        version = self.api_version or request.version or self._get_version_parameter(request)
+        document = openapi_document()
+        if version:
+            # `?version=`: with no versioned view only the info block differs, as
+            # drf_spectacular.plumbing.build_root_object words it.
+            configured = spectacular_settings.VERSION
+            label = f"{configured} ({version})" if configured else version
+            document = {**document, "info": {**document["info"], "version": label}}
+        return Response(
+            data=document,
+            headers={"Content-Disposition": f'inline; filename="{self._get_filename(request, version)}"'},
+        )

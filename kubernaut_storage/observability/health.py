@@ -10,8 +10,8 @@ partition: without them writes fail, so readiness must fail first, while there i
 `audit_partitions_ensure`). In tokenreview mode it also needs a usable TokenReview client
 configuration. While the process drains after SIGTERM it answers 503 "draining" without
 checking anything, so the endpoint leaves the Service before gunicorn stops accepting.
-Its body also shows the embedding circuit breaker's state (`embedding_circuit`), which never
-makes the pod unready.
+Its body also shows what the apps register with `readiness_detail_register` (the embeddings
+app: its circuit breaker's state, `embedding_circuit`), which never makes the pod unready.
 
 Both are served by `ProbeMiddleware`, first in the stack: the kubelet sends the pod IP as Host
 (not in ALLOWED_HOSTS), and probes need no session, CSRF or access-log line every few seconds.
@@ -35,7 +35,6 @@ from django.db.migrations.loader import MigrationLoader
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
-from embeddings.services import embedding_circuit_report
 from kubernaut_storage.auth.authentication import get_reviewer
 from kubernaut_storage.database.lost_connections import connection_close_after_error
 from kubernaut_storage.database.partitioning import (
@@ -55,6 +54,16 @@ HEALTHZ_PATH = "/healthz"
 READYZ_PATH = "/readyz"
 
 OK, FAIL, SKIPPED = "ok", "fail", "skipped"
+
+_readiness_details: dict[str, Callable[[], Any]] = {}
+
+
+def readiness_detail_register(*, name: str, detail: Callable[[], Any]) -> None:
+    """Show `detail()` under `name` in every /readyz body; it never makes the pod unready.
+
+    Call from AppConfig.ready(). Registering a name again replaces its function.
+    """
+    _readiness_details[name] = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,11 +242,9 @@ def readyz(request: HttpRequest) -> HttpResponse:
             READINESS_CHECK_FAILING.labels(check=check.name).set(0 if check.status == OK else 1)
     _log_transition(not failing, failing)
     report = {check.name: check.as_json() for check in checks}
-    # Shown, never failing readiness: with the circuit open writes still succeed (fallback or
-    # deferral), and an unready pod would only move its load onto the others.
-    circuit = embedding_circuit_report()
+    details = {name: detail() for name, detail in _readiness_details.items()}
     if not failing:
-        return JsonResponse({"status": "ready", "checks": report, "embedding_circuit": circuit})
+        return JsonResponse({"status": "ready", "checks": report, **details})
     body = problem_body(
         status_code=503,
         code="not_ready",
@@ -245,7 +252,7 @@ def readyz(request: HttpRequest) -> HttpResponse:
         instance=request.path,
     )
     body["checks"] = report
-    body["embedding_circuit"] = circuit
+    body.update(details)
     response = problem_json_response(body, status=503)
     response["Retry-After"] = "5"
     return response

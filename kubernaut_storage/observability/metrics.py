@@ -3,11 +3,32 @@
 Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set before workers start, so these objects write
 to per-process files that the metrics endpoint on port 9090 aggregates: counts add up across
 workers. Without it (tests, `runserver`) they live in the process's default registry.
+
+Metrics an app computes at scrape time (from the database, say) are collectors it registers
+with `scrape_collector_register` from its AppConfig.ready(): the project's metrics endpoint
+reads them without importing the app.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.registry import Collector
+
+_scrape_collectors: dict[str, Collector] = {}
+
+
+def scrape_collector_register(*, name: str, collector: Collector) -> None:
+    """Have the metrics endpoint (port 9090) read `collector` at every scrape.
+
+    Call from AppConfig.ready(): gunicorn's master, which serves the endpoint, runs
+    django.setup() before it starts it. Registering a name again replaces its collector.
+    """
+    _scrape_collectors[name] = collector
+
+
+def scrape_collectors() -> list[Collector]:
+    return list(_scrape_collectors.values())
+
 
 # Latency buckets around the targets: p50 < 100 ms, p95 < 250 ms.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

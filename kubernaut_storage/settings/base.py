@@ -234,10 +234,11 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "kubernaut_storage.http.openapi.camelize_component_fields",
-        "kubernaut_storage.http.openapi.close_request_bodies",
+        "audit.api.openapi.camelize_component_fields",
+        "audit.api.openapi.close_request_bodies",
         "kubernaut_storage.http.openapi.merge_blank_alternatives",
         "kubernaut_storage.http.openapi.document_response_headers",
+        "audit.api.openapi.document_write_headers",
     ],
 }
 

@@ -110,6 +110,13 @@ def test_metrics_port_requires_the_token_when_one_is_configured(gunicorn):
     assert b"# TYPE kubernaut_db_retries_total counter" in scraped.body
 
 
+def test_the_master_serves_the_collectors_the_apps_register(gunicorn, transactional_db):
+    # The audit app registers the seal metrics in its AppConfig.ready(), which the master runs
+    # (django.setup() in on_starting) before it starts the metrics server.
+    samples = gunicorn.samples(token=METRICS_TOKEN)
+    assert samples[("kubernaut_audit_seal_lag_seconds", ())] == 0.0  # nothing written, nothing owed
+
+
 def test_gunicorn_logs_are_json_lines_without_tokens(gunicorn, transactional_db):
     assert _post_batch(gunicorn, [VALID_BODIES[AuditKind.REMEDIATION]()]) == [201]
 
