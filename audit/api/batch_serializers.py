@@ -20,6 +20,7 @@ from rest_framework.exceptions import ErrorDetail
 from audit.api.serializers import AUDIT_SERIALIZERS, audit_validated
 from audit.models import AuditKind
 from audit.write.batch import BatchRecord
+from kubernaut_storage.http.errors import MAX_LISTED_ERRORS, unknown_fields_error, validation_error_count
 from kubernaut_storage.http.exceptions import BatchTooLarge
 
 _ITEM_KEYS = ("kind", "record")
@@ -52,7 +53,8 @@ def audit_batch_envelope(*, data: Any, max_records: int) -> BatchEnvelope:
     """
     if not isinstance(data, Mapping):
         raise serializers.ValidationError({"non_field_errors": [_error("Must be a JSON object.", "invalid")]})
-    errors: Errors = {key: [_error("Unknown field.", "unknown_field")] for key in data if key != "records"}
+    unknown_keys = [key for key in data if key != "records"]
+    errors: Errors = {"non_field_errors": [unknown_fields_error(unknown_keys)]} if unknown_keys else {}
     records = data.get("records")
     if "records" not in data:
         errors["records"] = [_error("This field is required.", "required")]
@@ -71,9 +73,8 @@ def audit_batch_envelope(*, data: Any, max_records: int) -> BatchEnvelope:
         if not isinstance(item, Mapping):
             envelope.errors[index] = {"non_field_errors": [_error("Must be a JSON object.", "invalid")]}
             continue
-        item_errors: Errors = {
-            key: [_error("Unknown field.", "unknown_field")] for key in item if key not in _ITEM_KEYS
-        }
+        unknown_keys = [key for key in item if key not in _ITEM_KEYS]
+        item_errors: Errors = {"non_field_errors": [unknown_fields_error(unknown_keys)]} if unknown_keys else {}
         kind = item.get("kind")
         if "kind" not in item:
             item_errors["kind"] = [_error("This field is required.", "required")]
@@ -92,18 +93,34 @@ def audit_batch_validated(*, envelope: BatchEnvelope) -> list[BatchRecord]:
     """Every record validated by its kind's serializer, in order; or one ValidationError that
     lists every problem of every record, wrapper errors included."""
     errors: dict[int, Errors] = dict(envelope.errors)
+    found = validation_error_count(errors)
     records: list[BatchRecord] = []
-    for index, kind, body in envelope.items:
+    for position, (index, kind, body) in enumerate(envelope.items):
+        if found > MAX_LISTED_ERRORS:
+            # Enough to list: validating the rest would cost up to 500 records' worth of errors
+            # that no answer shows.
+            unchecked = [item_index for item_index, _, _ in envelope.items[position:]]
+            stopped: Errors = {
+                "non_field_errors": [_error(_unchecked_message(unchecked), "records_not_validated")],
+                "records": dict(sorted(errors.items())),
+            }
+            raise serializers.ValidationError(stopped)
         try:
             data = audit_validated(kind=kind, data=body)
         except serializers.ValidationError as exc:
             errors[index] = {"record": exc.detail}
+            found += validation_error_count(exc.detail)
             continue
         records.append(BatchRecord(kind=kind, data=data, payload=body))
     if errors:
         by_position: Errors = dict(sorted(errors.items()))
         raise serializers.ValidationError({"records": by_position})
     return records
+
+
+def _unchecked_message(indexes: list[int]) -> str:
+    unchecked = f"record {indexes[0]}" if len(indexes) == 1 else f"{len(indexes)} records from {indexes[0]} on"
+    return f"Not validated: {unchecked}; those before have more errors than one answer lists."
 
 
 def _error(message: str, code: str) -> ErrorDetail:

@@ -137,6 +137,19 @@ def dns_label_field(**kwargs: Any) -> PatternField:
     )
 
 
+class LengthFirstListField(serializers.ListField):
+    """A list refused for its length before its items are validated.
+
+    DRF validates every item, then the length: 340,000 invalid items in a 680 KB body made as
+    many errors, a 29 MB answer and 11 CPU-seconds.
+    """
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if self.max_length is not None and isinstance(data, list) and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return list(super().to_internal_value(data))
+
+
 class StrictChoiceField(serializers.ChoiceField):
     default_error_messages = {"invalid_choice": "Must be one of: {choices}."}
 

@@ -21,6 +21,7 @@ from audit import limits
 from audit.api.fields import (
     Base64Field,
     BoundedJSONObjectField,
+    LengthFirstListField,
     PatternField,
     RFC3339DateTimeField,
     StrictBooleanField,
@@ -34,6 +35,7 @@ from audit.api.fields import (
     kubernetes_labels_field,
 )
 from audit.models import AuditKind, Phase
+from kubernaut_storage.http.errors import unknown_fields_error
 
 #: How far in the future `createdAt` may lie: clocks of controllers and of this service drift.
 CREATED_AT_MAX_SKEW = dt.timedelta(minutes=5)
@@ -105,18 +107,20 @@ class CamelCaseSerializer(serializers.Serializer):
             )
         by_camel = self._names_by_camel
         renamed: dict[str, Any] = {}
-        unknown: dict[str, list[ErrorDetail]] = {}
+        unknown_keys: list[str] = []
         for key, value in data.items():
             if key in by_camel:
                 renamed[by_camel[key]] = value
             else:
-                unknown[key] = [ErrorDetail("Unknown field.", code="unknown_field")]
+                unknown_keys.append(key)
+        # However many, one error object (kubernaut_storage/http/errors.py), listed after the fields'.
+        unknown = {"non_field_errors": [unknown_fields_error(unknown_keys)]} if unknown_keys else {}
         try:
             validated = super().to_internal_value(renamed)
         except serializers.ValidationError as exc:
             if not isinstance(exc.detail, dict):  # pragma: no cover - DRF always gives a dict here
                 raise
-            # Name each field as the caller spelled it; unknown keys are already verbatim.
+            # Name each field as the caller spelled it.
             field_errors = {camel(key): errors for key, errors in exc.detail.items()}
             raise serializers.ValidationError({**field_errors, **unknown}) from exc
         if unknown:
@@ -311,7 +315,7 @@ class ExecutionAuditSerializer(AuditRecordSerializer):
     validation_result = StrictCharField(
         required=False, allow_blank=True, multiline=True, max_length=limits.RESULT_TEXT_LENGTH
     )
-    validation_warnings = serializers.ListField(
+    validation_warnings = LengthFirstListField(
         child=StrictCharField(max_length=limits.VALIDATION_WARNING_LENGTH, multiline=True),
         required=False,
         max_length=limits.VALIDATION_WARNINGS_MAX_ITEMS,
