@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from typing import Any
 
 import jsonschema
@@ -259,3 +261,37 @@ def test_the_migration_job_runs_the_released_image():
     assert job["metadata"]["name"] == "kubernaut-storage-migrate-" + image.rsplit(":", 1)[1].replace(".", "-")
     dev_job = one(rendered("overlays/dev"), "Job")
     assert pod_spec(dev_job)["containers"][0]["command"] == pod_spec(job)["containers"][0]["command"]
+
+
+HSTS_PROBE = (
+    "import django; django.setup(); from django.test import Client; "
+    "answer = Client().get("
+    "'/api/v1/audit/remediation', HTTP_HOST='kubernaut-storage', HTTP_X_FORWARDED_PROTO='https'); "
+    "print(answer.status_code, answer.get('Strict-Transport-Security'))"
+)
+
+
+def _answer_behind_a_tls_ingress(configmap: dict[str, str]) -> str:
+    """A request the ingress forwarded from https, to the settings the overlay's ConfigMap makes."""
+    env = {
+        **configmap,
+        "DJANGO_SECRET_KEY": "a-real-secret-from-a-kubernetes-secret",
+        "DATABASE_URL": "postgres://app@db.invalid:5432/kubernaut",  # never connected to here
+        "LOG_LEVEL": "ERROR",
+        "PATH": "/usr/bin:/bin",
+    }
+    command = [sys.executable, "-c", HSTS_PROBE]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_production_sends_hsts_behind_its_tls_ingress():
+    production = one(rendered("overlays/production"), "ConfigMap")["data"]
+    assert int(production["DJANGO_SECURE_HSTS_SECONDS"]) >= 365 * 24 * 3600
+    assert production["DJANGO_TRUST_X_FORWARDED_PROTO"] == "true"
+    assert _answer_behind_a_tls_ingress(production) == "401 max-age=31536000"
+    # The base alone (and dev, served over plain http) neither sends it nor believes the header.
+    base = one(rendered("base"), "ConfigMap")["data"]
+    assert {"DJANGO_SECURE_HSTS_SECONDS", "DJANGO_TRUST_X_FORWARDED_PROTO"}.isdisjoint(base)
+    assert _answer_behind_a_tls_ingress(base) == "401 None"
