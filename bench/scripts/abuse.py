@@ -7,6 +7,12 @@ database, never production), migrated first, with the local model:
     .venv/bin/python bench/scripts/abuse.py form --megabytes 150
     .venv/bin/python bench/scripts/abuse.py tokens --tokens 2000
     .venv/bin/python bench/scripts/abuse.py logins --logins 90 --concurrency 30
+    .venv/bin/python bench/scripts/abuse.py connections --kind big-head --connections 80
+    .venv/bin/python bench/scripts/abuse.py connections --kind large --connections 200 --with-token
+    .venv/bin/python bench/scripts/abuse.py connections --kind idle --connections 5000
+    .venv/bin/python bench/scripts/abuse.py metrics-idle --connections 16
+    .venv/bin/python bench/scripts/abuse.py schema --concurrency 16 [--rate 50]
+    .venv/bin/python bench/scripts/abuse.py unknown-keys --keys 45000
 
 Each prints one JSON object with its figures.
 """
@@ -14,10 +20,13 @@ Each prints one JSON object with its figures.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import http.client
 import json
+import multiprocessing
 import os
+import selectors
 import socket
 import statistics
 import subprocess
@@ -313,6 +322,278 @@ def logins(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# --- Attacks on the serving layer: connections that deliver part of a request, or nothing ---
+
+
+class _Reopener:
+    """Keeps `count` connections open to `port`, each having sent `payload` (then nothing), and
+    opens a new one `reopen_delay_s` after the server closes one: an attacker holding its
+    connections, not a flood (reopened at once, every attack becomes a request flood).
+
+    It runs in a process of its own, so its work never delays the measuring client's threads.
+    """
+
+    def __init__(self, port: int, count: int, payload: bytes, *, reopen_delay_s: float = 1.0) -> None:
+        context = multiprocessing.get_context("fork")
+        self._stop = context.Event()
+        self._results = context.SimpleQueue()
+        self._process = context.Process(
+            target=_reopen_forever, args=(port, count, payload, reopen_delay_s, self._stop, self._results), daemon=True
+        )
+        self.reopened = 0
+        self.answered: dict[bytes, int] = {}  # status lines the server sent before closing
+
+    def __enter__(self) -> _Reopener:
+        self._process.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.reopened, self.answered = self._results.get()
+        self._process.join()
+
+
+def _reopen_forever(port: int, count: int, payload: bytes, reopen_delay_s: float, stop: Any, results: Any) -> None:
+    selector = selectors.DefaultSelector()
+    due: collections.deque[float] = collections.deque()  # when each closed connection reopens
+    reopened = 0
+    answered: dict[bytes, int] = {}
+    held: list[socket.socket] = []
+    hold_closed = payload == _ATTACK_PAYLOADS["no-close"]
+
+    def open_one() -> None:
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+        # What is left to send; None once it is all sent and the connection only waits.
+        selector.register(sock, selectors.EVENT_WRITE, memoryview(payload))
+
+    def reopen(sock: socket.socket, *, hold: bool = False) -> None:
+        nonlocal reopened
+        selector.unregister(sock)
+        if hold:  # the server is done with it; this client never closes its side
+            held.append(sock)
+        else:
+            sock.close()
+        reopened += 1
+        due.append(time.monotonic() + reopen_delay_s)
+
+    for _ in range(count):
+        open_one()
+    while not stop.is_set():
+        while due and due[0] <= time.monotonic():
+            due.popleft()
+            open_one()
+        for key, _ in selector.select(timeout=0.05):
+            sock: socket.socket = key.fileobj  # type: ignore[assignment]
+            if key.data is not None:  # still sending
+                try:
+                    rest = key.data[sock.send(key.data) if key.data else 0 :]
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    reopen(sock)
+                    continue
+                selector.modify(sock, selectors.EVENT_WRITE if rest else selectors.EVENT_READ, rest if rest else None)
+                continue
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if data.startswith(b"HTTP/"):
+                status = data.split(b"\r\n", 1)[0]
+                answered[status] = answered.get(status, 0) + 1
+            if not data:
+                reopen(sock, hold=hold_closed)
+    results.put((reopened, answered))
+    for sock in held:
+        sock.close()
+    for key in list(selector.get_map().values()):
+        key.fileobj.close()  # type: ignore[union-attr]
+
+
+def _timed_probe(port: int, seconds: float, *, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """/healthz, /readyz and a valid write in turn for `seconds`, each on a new connection."""
+    calls = {
+        "healthz": lambda: request(port, "GET", "/healthz").status,
+        "readyz": lambda: request(port, "GET", "/readyz").status,
+        "writes": lambda: _write(port, headers),
+    }
+    latencies: dict[str, list[float]] = {name: [] for name in calls}
+    failures = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for name, call in calls.items():
+            latency, status = _timed(call)
+            latencies[name].append(latency)
+            failures += status not in (200, 201)
+    return {**{name: _percentiles(values) for name, values in latencies.items()}, "failures": failures}
+
+
+_ATTACK_PAYLOADS = {
+    # A head over the worker's 64 KiB cap whose last line never ends.
+    "big-head": b"GET /healthz HTTP/1.1\r\nHost: storage\r\nX-Long: " + b"a" * 70_000,
+    # One complete request, and the start of a second behind it.
+    "pipelined": b"GET /healthz HTTP/1.1\r\nHost: storage\r\n\r\nGET /healthz HTTP/1.1\r\nHost: storage\r\n",
+    # Bodies that stop: chunked, after Expect: 100-continue, and over 1 MiB.
+    "chunked": b"Transfer-Encoding: chunked\r\n\r\n100\r\n" + b"x" * 100,
+    "expect": b"Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n",
+    "large": b"Content-Length: 3000000\r\n\r\n" + b" " * 200_000,
+    # Nothing at all: the connection is opened and left idle.
+    "idle": b"",
+    # A whole request that asks the server to close, from a client that never closes its side.
+    "no-close": b"GET /healthz HTTP/1.1\r\nHost: storage\r\nConnection: close\r\n\r\n",
+}
+_BODY_KINDS = ("chunked", "expect", "large")
+
+
+def _attack_payload(kind: str, token: str | None) -> bytes:
+    if kind not in _BODY_KINDS:
+        return _ATTACK_PAYLOADS[kind]
+    head = f"POST {WRITE_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    if token:
+        head += f"Authorization: Bearer {token}\r\n"
+    return head.encode() + _ATTACK_PAYLOADS[kind]
+
+
+def connections(args: argparse.Namespace) -> dict[str, Any]:
+    """`connections` attacking connections of one kind, reopened as soon as they are closed."""
+    good = jwt_shaped("bench-writer")
+    with contextlib.ExitStack() as stack:
+        overrides: dict[str, str] = {}
+        headers = None
+        if args.with_token:
+            api = stack.enter_context(FakeTokenReviewServer(caller_token="bench-own-token"))
+            api.tokens[good] = ("system:serviceaccount:kubernaut-system:gateway", [], [])
+            token_file = REPO / ".data" / "bench-own-token"
+            token_file.write_text("bench-own-token")
+            overrides = {"AUTH_MODE": "tokenreview", "TOKENREVIEW_API_URL": api.url}
+            overrides["TOKENREVIEW_TOKEN_FILE"] = str(token_file)
+            headers = {"Authorization": f"Bearer {good}"}
+        server = stack.enter_context(serving(**overrides))
+        _timed_probe(server.port, 3, headers=headers)  # warm-up: model loaded, pools filled, verdicts cached
+        quiet = _timed_probe(server.port, args.seconds, headers=headers)
+        rss_before = _worker_rss_mb(server.process.pid)
+        with contextlib.ExitStack() as attack:
+            tokened = args.connections // 2 if args.with_token else 0
+            attackers = [
+                attack.enter_context(_Reopener(server.port, tokened, _attack_payload(args.kind, good))),
+                attack.enter_context(
+                    _Reopener(server.port, args.connections - tokened, _attack_payload(args.kind, None))
+                ),
+            ]
+            time.sleep(1)
+            attacked = _timed_probe(server.port, args.seconds, headers=headers)
+            rss_during = _worker_rss_mb(server.process.pid)
+        answered: dict[str, int] = {}
+        for attacker in attackers:
+            for status, count in attacker.answered.items():
+                answered[status.decode()] = answered.get(status.decode(), 0) + count
+    return {
+        "kind": args.kind,
+        "connections": args.connections,
+        "with_token": args.with_token,
+        "quiet": quiet,
+        "under_attack": attacked,
+        "attack_connections_closed_by_server": sum(attacker.reopened for attacker in attackers),
+        "answers_to_attackers": answered,
+        "worker_rss_mb": {"before": rss_before, "during": rss_during},
+    }
+
+
+def metrics_idle(args: argparse.Namespace) -> dict[str, Any]:
+    """Idle connections to the metrics port, reopened as they are closed, and 20 scrapes."""
+    with serving() as server, _Reopener(server.metrics_port, args.connections, b"") as attacker:
+        time.sleep(1)
+        answers: list[int] = []
+        latencies: list[float] = []
+        for _ in range(args.scrapes):
+            latency, status = _timed(lambda: server.scrape().status)
+            answers.append(status)
+            latencies.append(latency)
+            time.sleep(0.25)
+    return {
+        "idle_connections": args.connections,
+        "scrapes": {str(code): answers.count(code) for code in sorted(set(answers))},
+        "scrape_latency": _percentiles(latencies),
+        "reopened": attacker.reopened,
+    }
+
+
+def schema(args: argparse.Namespace) -> dict[str, Any]:
+    """A flood of GET /api/schema/ on fresh workers, writes alongside."""
+    with serving() as server:
+        statuses: list[int] = []
+        done = threading.Event()
+
+        # --rate: at most this many requests per second in all (0: as fast as they are answered).
+        interval = args.concurrency / args.rate if args.rate else 0.0
+
+        def flood() -> None:
+            while not done.is_set():
+                started = time.monotonic()
+                statuses.append(_timed(lambda: request(server.port, "GET", "/api/schema/").status)[1])
+                time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+        flooders = [threading.Thread(target=flood) for _ in range(args.concurrency)]
+        for thread in flooders:
+            thread.start()
+        started = time.monotonic()
+        attacked = _probe(server.port, args.seconds)
+        elapsed = time.monotonic() - started
+        done.set()
+        for thread in flooders:
+            thread.join()
+        quiet = _probe(server.port, args.seconds)
+    return {
+        "schema_requests_per_s": round(len(statuses) / elapsed, 1),
+        "schema_answers": {str(code): statuses.count(code) for code in sorted(set(statuses))},
+        "quiet": quiet,
+        "under_attack": attacked,
+    }
+
+
+def _workers_cpu_s(master_pid: int) -> float:
+    ticks = 0
+    for pid in _worker_rss_mb(master_pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def unknown_keys(args: argparse.Namespace) -> dict[str, Any]:
+    """One body with `keys` unknown keys: the answer's size and the workers' CPU for it."""
+    body = VALID_BODIES[AuditKind.REMEDIATION]()
+    body.update({f"k{index:05d}": 1 for index in range(args.keys)})
+    payload = json.dumps(body).encode()
+    with serving(GUNICORN_WORKERS="1") as server:
+        _probe(server.port, 2)
+        answers = []
+        for _ in range(args.repeat):
+            cpu_before = _workers_cpu_s(server.process.pid)
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+            started = time.perf_counter()
+            connection.request("POST", WRITE_PATH, body=payload, headers={"Content-Type": "application/json"})
+            answer = connection.getresponse()
+            content = answer.read()
+            latency_ms = (time.perf_counter() - started) * 1000
+            connection.close()
+            time.sleep(0.2)
+            answers.append(
+                {
+                    "status": answer.status,
+                    "answer_bytes": len(content),
+                    "errors_listed": len(json.loads(content).get("errors", [])),
+                    "latency_ms": round(latency_ms, 1),
+                    "worker_cpu_s": round(_workers_cpu_s(server.process.pid) - cpu_before, 2),
+                }
+            )
+    return {"body_bytes": len(payload), "unknown_keys": args.keys, "answers": answers}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -326,8 +607,24 @@ def main() -> None:
     command = commands.add_parser("logins")
     command.add_argument("--logins", type=int, default=90)
     command.add_argument("--concurrency", type=int, default=30)
+    command = commands.add_parser("connections")
+    command.add_argument("--kind", choices=sorted(_ATTACK_PAYLOADS), required=True)
+    command.add_argument("--connections", type=int, default=80)
+    command.add_argument("--seconds", type=float, default=20)
+    command.add_argument("--with-token", action="store_true", help="half the attackers send a writer's token")
+    command = commands.add_parser("metrics-idle")
+    command.add_argument("--connections", type=int, default=16)
+    command.add_argument("--scrapes", type=int, default=20)
+    command = commands.add_parser("schema")
+    command.add_argument("--concurrency", type=int, default=16)
+    command.add_argument("--rate", type=float, default=0, help="requests per second in all; 0: unthrottled")
+    command.add_argument("--seconds", type=float, default=20)
+    command = commands.add_parser("unknown-keys")
+    command.add_argument("--keys", type=int, default=45_000)
+    command.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     runs = {"slow": slow, "form": form, "tokens": tokens, "logins": logins}
+    runs |= {"connections": connections, "metrics-idle": metrics_idle, "schema": schema, "unknown-keys": unknown_keys}
     print(json.dumps(runs[args.command](args), indent=2))
 
 

@@ -8,6 +8,7 @@ the request's deadline, answered 400 `body-incomplete` (not a 500), and the conn
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -20,6 +21,7 @@ from django.db import connection
 from testutils.gunicorn import Gunicorn, database_url, running_gunicorn
 
 READ_TIMEOUT_S = 2.0
+PATIENT_TIMEOUT_S = 60.0
 ATTACKERS = 6  # more than the worker's 4 threads
 
 
@@ -46,6 +48,8 @@ def _answer_and_close(sock: socket.socket, *, within_s: float) -> bytes | None:
             chunk = sock.recv(65536)
         except TimeoutError:
             return None
+        except ConnectionResetError:  # closed with bytes unread: the kernel resets
+            return received
         if not chunk:
             return received
         received += chunk
@@ -77,3 +81,38 @@ def test_a_large_body_that_stops_is_answered_400_at_its_deadline(gunicorn):
         assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["type"] == "https://kubernaut.ai/problems/body-incomplete"
     assert gunicorn.request("GET", "/healthz").status == 200
     assert not [line for line in gunicorn.lines if "Traceback" in line or '"status":500' in line]
+
+
+@pytest.fixture(scope="module")
+def patient_gunicorn(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Gunicorn]:
+    with django_db_blocker.unblock():
+        connection.ensure_connection()
+        url = database_url(connection.settings_dict)
+    with running_gunicorn(
+        DATABASE_URL=url, GUNICORN_WORKERS="1", GUNICORN_REQUEST_READ_TIMEOUT_SECONDS=str(PATIENT_TIMEOUT_S)
+    ) as server:
+        yield server
+
+
+def test_the_bytes_a_worker_buffers_are_bounded_by_dropping_the_largest(patient_gunicorn):
+    # Each connection sends just under 1 MiB of a body it never finishes: the worker reads it
+    # in its loop. Past MAX_BUFFERED_BYTES (64 MiB) it drops the requests holding the most.
+    gunicorn = patient_gunicorn
+    head = b"POST /api/v1/audit/remediation HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048000\r\n\r\n"
+    part = b" " * 1_000_000
+    senders = []
+    started = time.monotonic()
+    try:
+        for _ in range(80):
+            sock = socket.create_connection(("127.0.0.1", gunicorn.port), timeout=10)
+            with contextlib.suppress(OSError):  # dropped while sending: the bound at work
+                sock.sendall(head + part)
+            senders.append(sock)
+        time.sleep(0.5)
+        closed = [_answer_and_close(sock, within_s=0.05) is not None for sock in senders]
+        assert time.monotonic() - started < PATIENT_TIMEOUT_S  # so no deadline closed any of them
+        assert 10 <= sum(closed) < 80  # ~67 requests of 1 MB fit in 64 MiB
+        assert gunicorn.request("GET", "/healthz").status == 200
+    finally:
+        for sock in senders:
+            sock.close()
