@@ -12,7 +12,7 @@ database, never production), migrated first, with the local model:
     .venv/bin/python bench/scripts/abuse.py connections --kind idle --connections 5000
     .venv/bin/python bench/scripts/abuse.py metrics-idle --connections 16
     .venv/bin/python bench/scripts/abuse.py schema --concurrency 16 [--rate 50]
-    .venv/bin/python bench/scripts/abuse.py unknown-keys --keys 45000
+    .venv/bin/python bench/scripts/abuse.py unknown-keys --keys 45000 [--shape list]
 
 Each prints one JSON object with its figures.
 """
@@ -441,12 +441,14 @@ _ATTACK_PAYLOADS = {
     "chunked": b"Transfer-Encoding: chunked\r\n\r\n100\r\n" + b"x" * 100,
     "expect": b"Expect: 100-continue\r\nContent-Length: 1000\r\n\r\n",
     "large": b"Content-Length: 3000000\r\n\r\n" + b" " * 200_000,
+    # Just under 1 MiB of a body just over it: what the worker buffers in its loop.
+    "mebibyte": b"Content-Length: 1048000\r\n\r\n" + b" " * 1_000_000,
     # Nothing at all: the connection is opened and left idle.
     "idle": b"",
     # A whole request that asks the server to close, from a client that never closes its side.
     "no-close": b"GET /healthz HTTP/1.1\r\nHost: storage\r\nConnection: close\r\n\r\n",
 }
-_BODY_KINDS = ("chunked", "expect", "large")
+_BODY_KINDS = ("chunked", "expect", "large", "mebibyte")
 
 
 def _attack_payload(kind: str, token: str | None) -> bytes:
@@ -565,9 +567,16 @@ def _workers_cpu_s(master_pid: int) -> float:
 
 
 def unknown_keys(args: argparse.Namespace) -> dict[str, Any]:
-    """One body with `keys` unknown keys: the answer's size and the workers' CPU for it."""
-    body = VALID_BODIES[AuditKind.REMEDIATION]()
-    body.update({f"k{index:05d}": 1 for index in range(args.keys)})
+    """One body with `keys` invalid parts: the answer's size and the workers' CPU for it.
+
+    --shape keys: unknown keys; list: a list field of that many invalid items.
+    """
+    kind = AuditKind.REMEDIATION if args.shape == "keys" else AuditKind.EXECUTION
+    body = VALID_BODIES[kind]()
+    if args.shape == "keys":
+        body.update({f"k{index:05d}": 1 for index in range(args.keys)})
+    else:
+        body["validationWarnings"] = [1] * args.keys
     payload = json.dumps(body).encode()
     with serving(GUNICORN_WORKERS="1") as server:
         _probe(server.port, 2)
@@ -576,7 +585,8 @@ def unknown_keys(args: argparse.Namespace) -> dict[str, Any]:
             cpu_before = _workers_cpu_s(server.process.pid)
             connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
             started = time.perf_counter()
-            connection.request("POST", WRITE_PATH, body=payload, headers={"Content-Type": "application/json"})
+            path = f"/api/v1/audit/{kind.value}"
+            connection.request("POST", path, body=payload, headers={"Content-Type": "application/json"})
             answer = connection.getresponse()
             content = answer.read()
             latency_ms = (time.perf_counter() - started) * 1000
@@ -591,7 +601,7 @@ def unknown_keys(args: argparse.Namespace) -> dict[str, Any]:
                     "worker_cpu_s": round(_workers_cpu_s(server.process.pid) - cpu_before, 2),
                 }
             )
-    return {"body_bytes": len(payload), "unknown_keys": args.keys, "answers": answers}
+    return {"body_bytes": len(payload), "shape": args.shape, "invalid_parts": args.keys, "answers": answers}
 
 
 def main() -> None:
@@ -621,6 +631,7 @@ def main() -> None:
     command.add_argument("--seconds", type=float, default=20)
     command = commands.add_parser("unknown-keys")
     command.add_argument("--keys", type=int, default=45_000)
+    command.add_argument("--shape", choices=("keys", "list"), default="keys")
     command.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     runs = {"slow": slow, "form": form, "tokens": tokens, "logins": logins}

@@ -67,7 +67,8 @@ class MetricsServer:
         self._selector = selectors.DefaultSelector()
         # Connections whose request head is still arriving, oldest first, with what came so far.
         self._arriving: OrderedDict[socket.socket, tuple[float, bytearray]] = OrderedDict()
-        self._scraping = 0  # handed to the pool, not answered yet
+        # Connections handed to the pool, not answered yet.
+        self._scraping: set[socket.socket] = set()
         self._scraping_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(SCRAPE_THREADS, thread_name_prefix="metrics-scrape")
         self._stopping = threading.Event()
@@ -93,8 +94,15 @@ class MetricsServer:
         self.socket.close()
 
     def close_inherited(self) -> None:
-        """In a forked child: close the copy of the listening socket, leave the master's alone."""
-        self.socket.close()
+        """In a forked child: close its copies of the server's sockets, leave the master's alone.
+
+        A copy left open would keep a connection the master closes open for the worker's life.
+        """
+        # No lock: a scrape thread of the master may have held it when the fork happened, and
+        # the child has no other thread to change these.
+        for sock in [*self._arriving, *self._scraping, self.socket]:
+            sock.close()
+        self._selector.close()
 
     def authorized(self, header: str | None) -> bool:
         if self._token is None:
@@ -126,7 +134,7 @@ class MetricsServer:
             except OSError:
                 logger.warning("metrics: accept failed", exc_info=True)
                 return
-            if len(self._arriving) + self._scrapes_under_way(0) >= MAX_CONNECTIONS:
+            if len(self._arriving) + self._scrapes_under_way() >= MAX_CONNECTIONS:
                 if not self._arriving:  # every slot is a scrape under way: this one waits its turn
                     sock.close()
                     continue
@@ -148,13 +156,13 @@ class MetricsServer:
             self._drop(sock)
         elif _END_OF_HEAD in head:
             self._forget(sock)
-            self._scrapes_under_way(+1)
+            with self._scraping_lock:
+                self._scraping.add(sock)
             self._pool.submit(self._answer, sock, bytes(head))
 
-    def _scrapes_under_way(self, change: int) -> int:
+    def _scrapes_under_way(self) -> int:
         with self._scraping_lock:
-            self._scraping += change
-            return self._scraping
+            return len(self._scraping)
 
     def _forget(self, sock: socket.socket) -> None:
         del self._arriving[sock]
@@ -174,8 +182,9 @@ class MetricsServer:
         finally:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_WR)
+            with self._scraping_lock:
+                self._scraping.discard(sock)
             sock.close()
-            self._scrapes_under_way(-1)
 
     def _handler_class(self) -> Callable[[bytes, socket.socket, Any, MetricsServer], BaseHTTPRequestHandler]:
         metrics = self

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
+import signal
 import socket
 import threading
 import time
@@ -100,3 +102,23 @@ def test_a_connection_error_is_logged_not_printed(server, caplog, capsys, monkey
     assert record.exc_info is not None
     monkeypatch.undo()
     assert _scrape(server.port) == 200  # the server is unharmed
+
+
+def test_a_forked_worker_holds_no_copy_of_the_masters_connections(server):
+    # gunicorn forks workers from the master while it serves: a copy of a connection's socket
+    # left open in a worker kept the connection open after the master closed it.
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    try:
+        time.sleep(0.1)  # accepted by the master, waiting for its head
+        child = os.fork()
+        if child == 0:  # the worker
+            server.close_inherited()
+            time.sleep(5)
+            os._exit(0)
+        try:
+            assert _closed_within(idle, seconds=2.0)  # the master's 0.5 s deadline, and nothing else holds it
+        finally:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+    finally:
+        idle.close()
