@@ -12,20 +12,7 @@ from __future__ import annotations
 from django.db import models
 
 from audit import limits
-
-
-class AuditKind(models.TextChoices):
-    REMEDIATION = "remediation", "Remediation request"
-    AI_ANALYSIS = "aianalysis", "AI analysis"
-    WORKFLOW = "workflow", "Workflow execution"
-    EXECUTION = "execution", "Kubernetes execution"
-
-
-class Phase(models.TextChoices):
-    PENDING = "Pending"
-    PROCESSING = "Processing"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
+from audit.choices import AuditKind, Phase
 
 
 class AuditRecord(models.Model):

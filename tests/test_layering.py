@@ -1,5 +1,10 @@
-"""The apps depend one way: `audit` uses `embeddings`, and `embeddings` knows nothing of audit
-records (their kinds, texts, admin or backfill), so either can be read and changed alone."""
+"""Which code may import which, checked on the source (AST), so a wrong import fails here.
+
+- The apps depend one way: `audit` uses `embeddings`, and `embeddings` knows nothing of audit
+  records (their kinds, texts, admin or backfill), so either can be read and changed alone.
+- Nothing outside `tests/` imports `tests`: shared test and benchmark harness lives in the
+  `testutils` package, which the benchmarks may use too.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,19 @@ def test_embeddings_never_imports_audit():
     offending = {
         str(path.relative_to(ROOT)): sorted(m for m in _imported_modules(path) if m.split(".")[0] == "audit")
         for path in sorted((ROOT / "embeddings").rglob("*.py"))
+    }
+    assert {path: modules for path, modules in offending.items() if modules} == {}
+
+
+def _python_files_outside_tests() -> list[Path]:
+    skipped = {"tests", ".venv", ".data", ".git"}
+    return [path for path in sorted(ROOT.rglob("*.py")) if path.relative_to(ROOT).parts[0] not in skipped]
+
+
+def test_nothing_outside_the_tests_imports_them():
+    offending = {
+        str(path.relative_to(ROOT)): sorted(m for m in _imported_modules(path) if m.split(".")[0] == "tests")
+        for path in _python_files_outside_tests()
     }
     assert {path: modules for path, modules in offending.items() if modules} == {}
 
