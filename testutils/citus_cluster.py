@@ -347,8 +347,12 @@ class CitusCluster:
             # Shard moves (citus_rebalance_start() after add_worker) copy and catch up online
             # through logical replication; with less they fail and are retried for ever.
             "wal_level": "logical",
-            **self.settings,
         }
+        # This PostgreSQL loads only the logical decoding output plugins it lists; Citus's own
+        # is needed by create_distributed_table_concurrently and shard splits.
+        if "output_plugin_libraries" in (self.pginstall / "share" / "postgresql.conf.sample").read_text():
+            settings["output_plugin_libraries"] = "pgoutput, test_decoding, citus"
+        settings.update(self.settings)
         with (node.pgdata / "postgresql.conf").open("a") as conf:
             conf.write("\n# testutils/citus_cluster.py\n")
             conf.writelines(f"{name} = '{value}'\n" for name, value in settings.items())
