@@ -13,10 +13,12 @@ extensions, the workers registered with the coordinator.
         cluster.stop_worker(0)
         cluster.start_worker(0)
         cluster.add_worker()
+        cluster.rebalance()                       # shards onto the new worker, writes going on
 
 The command line (`scripts/citus` runs this file) keeps a cluster between invocations:
-`build`, `start [--workers N] [--port-base P] [--database D]`, `status`, `add-worker`,
-`stop [--delete]`; `--data-dir DIR` for another cluster than `.data/citus-cluster`.
+`build`, `start [--workers N] [--port-base P] [--database D]`, `status`,
+`add-worker [--rebalance]`, `stop [--delete]`; `--data-dir DIR` for another cluster than
+`.data/citus-cluster`.
 
 No Django, nothing of the project: the wheel, psycopg and the standard library only.
 """
