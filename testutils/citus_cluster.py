@@ -208,6 +208,7 @@ class CitusCluster:
         settings: Mapping[str, str] | None = None,
     ) -> CitusCluster:
         """A new cluster's shape, saved; nothing starts yet. `port_base=None`: free ports anywhere."""
+        data_dir = data_dir.resolve()  # the wheel's permission fix-ups walk the parents of an absolute path
         if (data_dir / "cluster.json").exists():
             raise CitusError(f"a cluster already exists in {data_dir}")
         if port_base is None:
@@ -227,6 +228,7 @@ class CitusCluster:
 
     @classmethod
     def load(cls, data_dir: Path) -> CitusCluster:
+        data_dir = data_dir.resolve()
         try:
             shape = json.loads((data_dir / "cluster.json").read_text())
         except FileNotFoundError:
