@@ -212,7 +212,7 @@ class CitusCluster:
         if (data_dir / "cluster.json").exists():
             raise CitusError(f"a cluster already exists in {data_dir}")
         if port_base is None:
-            ports = _free_ports(random.randrange(20000, 30000), workers + 1)  # noqa: S311 (not a secret)
+            ports = _free_ports(random.randrange(20000, 30000), workers + 1)
         else:
             ports = [port_base + i for i in range(workers + 1)]
             busy = [port for port in ports if not _port_free(port)]
@@ -400,7 +400,7 @@ class CitusCluster:
 
 def _run(command: list[str], *, check: bool = True, **options: Any) -> subprocess.CompletedProcess[str]:
     """The one place programs run: the copy's PostgreSQL programs, configure and make."""
-    return subprocess.run(command, check=check, text=True, **options)  # noqa: S603 - our own build's programs
+    return subprocess.run(command, check=check, text=True, **options)
 
 
 def _system_user() -> str | None:
