@@ -58,6 +58,11 @@ def node_home(node: Node) -> tuple[int, int]:
     return ((node.index + 1) << node.level) - 1, node.level
 
 
+def slot_hash(stored: bytes, slot: int) -> bytes:
+    """The hash at `slot` of what a leaf stores."""
+    return stored[slot * HASH_SIZE : (slot + 1) * HASH_SIZE]
+
+
 def _largest_power_of_two_below(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
@@ -231,10 +236,36 @@ def leaf_append(*, index: int, leaf: bytes, read: HashReader) -> list[bytes]:
     stored left sibling (k, (index >> k) - 1): one read per trailing one bit of `index`.
     """
     completed = [leaf]
-    siblings = [Node(level, (index >> level) - 1) for level in range(_trailing_ones(index))]
-    for left in read(siblings):
+    for left in read(_left_siblings(index)):
         completed.append(node_hash(left, completed[-1]))
     return completed
+
+
+def leaves_append(*, start: int, leaves: Sequence[bytes], read: HashReader) -> list[bytes]:
+    """What leaves start, start + 1, ... (their leaf hashes `leaves`) store, appended together:
+    each leaf's completed hashes joined in slot order. Siblings completed within the batch come
+    from it; the others, all from before `start`, in one read."""
+    earlier = sorted(
+        {node for index in range(start, start + len(leaves)) for node in _left_siblings(index)
+         if node_home(node)[0] < start}
+    )  # fmt: skip
+    known = dict(zip(earlier, read(earlier), strict=True))
+    stored: list[bytes] = []
+
+    def batch_read(nodes: Sequence[Node]) -> list[bytes]:
+        hashes = []
+        for node in nodes:
+            row, slot = node_home(node)
+            hashes.append(known[node] if row < start else slot_hash(stored[row - start], slot))
+        return hashes
+
+    for offset, leaf in enumerate(leaves):
+        stored.append(b"".join(leaf_append(index=start + offset, leaf=leaf, read=batch_read)))
+    return stored
+
+
+def _left_siblings(index: int) -> list[Node]:
+    return [Node(level, (index >> level) - 1) for level in range(_trailing_ones(index))]
 
 
 def _trailing_ones(n: int) -> int:
@@ -268,7 +299,7 @@ class MemoryLog:
             row, slot = node_home(node)
             if row >= len(self.leaves):
                 raise ProofError(f"node {node} is not complete in a log of size {len(self.leaves)}")
-            hashes.append(self.leaves[row][slot * HASH_SIZE : (slot + 1) * HASH_SIZE])
+            hashes.append(slot_hash(self.leaves[row], slot))
             homes.add(row)
         self.reads += len(nodes)
         self.rows += len(homes)
@@ -281,5 +312,6 @@ class MemoryLog:
         return stored
 
     def extend(self, leaves: Iterable[bytes]) -> None:
-        for leaf in leaves:
-            self.append(leaf)
+        """Append leaves (their data) in one batch, as one sealing run stores several seals."""
+        hashes = [leaf_hash(leaf) for leaf in leaves]
+        self.leaves.extend(leaves_append(start=len(self.leaves), leaves=hashes, read=self.read))

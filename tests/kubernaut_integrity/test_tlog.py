@@ -4,7 +4,7 @@ by the RFC 9162 algorithms, and what appending stores."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +22,7 @@ from kubernaut_integrity.tlog import (
     inclusion_proof,
     inclusion_verify,
     leaf_hash,
+    leaves_append,
     node_home,
     stored_hash_count,
     tree_hash,
@@ -176,6 +177,25 @@ def test_appending_reads_one_stored_hash_per_trailing_one_bit() -> None:
     log.reads = 0
     log.append(b"leaf 16")
     assert log.reads == 0
+
+
+def test_a_batch_stores_what_appending_one_by_one_stores_with_one_read() -> None:
+    leaves = _leaves(100)
+    one_by_one = MemoryLog()
+    for leaf in leaves:
+        one_by_one.append(leaf)
+    batched = _log(leaves[:37])
+    batched.reads = 0
+    calls: list[int] = []
+
+    def read(nodes: Sequence[Node]) -> list[bytes]:
+        calls.append(len(nodes))
+        return batched.read(nodes)
+
+    batched.leaves.extend(leaves_append(start=37, leaves=[leaf_hash(leaf) for leaf in leaves[37:]], read=read))
+    assert batched.leaves == one_by_one.leaves
+    # Leaves 37..99 need, from before the batch, the subtrees of 37's binary form: (0, 36), (2, 8), (5, 0).
+    assert calls == [3]
 
 
 def test_a_proof_reads_logarithmically_many_stored_hashes() -> None:
