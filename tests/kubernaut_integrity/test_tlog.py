@@ -27,7 +27,7 @@ from kubernaut_integrity.tlog import (
     stored_hash_count,
     tree_hash,
 )
-from testutils.mutation import flips_accepted
+from testutils.mutation import byte_flip, flipped, flips_accepted
 
 #: The eight-leaf tree of the RFC 6962 reference tests, and its roots at sizes 1..8.
 VECTOR_LEAVES = [b"", b"\x00", b"\x10", b"\x20\x21", b"\x30\x31", b"\x40\x41\x42\x43", bytes(range(0x50, 0x58)),
@@ -270,16 +270,12 @@ def test_random_proofs_verify_and_any_flip_breaks_them(data: st.DataObject, size
     inclusion_verify(index=index, size=size, leaf=leaf_hash(leaves[index]), proof=inclusion, root=root)
     consistency_verify(old_size=old, old_root=old_root, new_size=size, new_root=root, proof=consistency)
     if inclusion:
-        position = data.draw(st.integers(0, len(inclusion) * HASH_SIZE - 1))
-        flat = bytearray(b"".join(inclusion))
-        flat[position] ^= data.draw(st.integers(1, 255))
-        broken = [bytes(flat[i : i + HASH_SIZE]) for i in range(0, len(flat), HASH_SIZE)]
+        flat = flipped(b"".join(inclusion), *data.draw(byte_flip(len(inclusion) * HASH_SIZE)))
+        broken = [flat[i : i + HASH_SIZE] for i in range(0, len(flat), HASH_SIZE)]
         with pytest.raises(ProofError):
             inclusion_verify(index=index, size=size, leaf=leaf_hash(leaves[index]), proof=broken, root=root)
     if consistency:
-        position = data.draw(st.integers(0, len(consistency) * HASH_SIZE - 1))
-        flat = bytearray(b"".join(consistency))
-        flat[position] ^= data.draw(st.integers(1, 255))
-        broken = [bytes(flat[i : i + HASH_SIZE]) for i in range(0, len(flat), HASH_SIZE)]
+        flat = flipped(b"".join(consistency), *data.draw(byte_flip(len(consistency) * HASH_SIZE)))
+        broken = [flat[i : i + HASH_SIZE] for i in range(0, len(flat), HASH_SIZE)]
         with pytest.raises(ProofError):
             consistency_verify(old_size=old, old_root=old_root, new_size=size, new_root=root, proof=broken)
