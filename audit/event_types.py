@@ -19,7 +19,7 @@ To add an event type (upstream added a key to the discriminator):
 2. add a minimal valid `event_data` for it to `MINIMAL_EVENT_DATA` in testutils/events.py
    (the test that every type has one fails until you do);
 3. raise `DOCUMENTED_EVENT_TYPE_COUNT` in tests/audit/test_event_types.py to the document's
-   new count, and mention the type's version in docs/UPSTREAM.md.
+   new count.
 
 No migration is needed: `event_type` is a text column, not a database enum.
 """

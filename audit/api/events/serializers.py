@@ -173,8 +173,8 @@ class AuditEventRequestSerializer(serializers.Serializer):
         if cluster_from_name:
             known["cluster_id"] = extra.pop(CLUSTER_NAME_ALIAS)
 
-        # DRF's own loop, without its per-field bookkeeping (it was most of the cost of a batch),
-        # and keeping the valid values when another field is invalid: the window and the
+        # DRF's own loop without its per-field bookkeeping (a fifth of a batch's validation time),
+        # keeping the valid values when another field is invalid: the window and the
         # discriminator are checked even then.
         values: dict[str, Any] = {}
         errors: dict[str, Any] = {}
