@@ -26,9 +26,8 @@ from audit.api.events.encoding import EventJSONError, event_json_dumps
 from audit.api.fields import DocumentedField, JSONSchema, RFC3339DateTimeField, StrictIntegerField
 from audit.event_types import EVENT_TYPES
 
-#: `event_data` serialized (compact JSON, UTF-8) may hold 256 KiB. Upstream states "256 KB";
-#: the binary reading is the larger, and upstream's Go encoder writes no fewer bytes than ours
-#: (it escapes <, > and & as six bytes each), so no payload it takes is refused here.
+#: `event_data` serialized (compact JSON, UTF-8, numbers as sent) may hold 256 KiB. Upstream
+#: states "256 KB" without saying how it measures: the binary reading is the larger one.
 EVENT_DATA_MAX_BYTES = 256 * 1024
 #: Objects and arrays nested inside `event_data` (its own object not counted): `{"a": 1}` nests
 #: 0 deep, `{"a": {"b": 1}}` 1 deep. Upstream states "nested at most 10 deep".
