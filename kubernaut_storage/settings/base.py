@@ -49,6 +49,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "kubernaut_storage.http.middleware.RequestIdMiddleware",
+    # Before anything reads a body (the session, the CSRF check, a view): multipart and
+    # oversized or unbounded forms are refused by their headers (kubernaut_storage/admin/form_bodies.py).
+    "kubernaut_storage.admin.form_bodies.FormBodyGuardMiddleware",
     # Before the session: its queries, too, run under the admin's statement timeout.
     "kubernaut_storage.admin.guard.AdminGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -167,10 +170,12 @@ AUDIT_BATCH_MAX_RECORDS = env.int("AUDIT_BATCH_MAX_RECORDS", default=500)
 if AUDIT_BATCH_MAX_RECORDS < 1:
     raise ImproperlyConfigured("AUDIT_BATCH_MAX_RECORDS must be >= 1")
 # The audit API's parser reads its stream up to AUDIT_MAX_BODY_BYTES itself (413 as
-# problem+json); Django's own form limits (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB) stay on for
-# everything else, the admin's login form included.
-# No view takes files: a multipart file part is read and discarded, never spooled to /tmp
-# (a memory-backed emptyDir in the pod).
+# problem+json). Forms (only the admin's: sign-in and sign-out, a few hundred bytes) are
+# refused by their Content-Length above this before anything reads them, and a multipart body
+# anywhere (kubernaut_storage/admin/form_bodies.py): 24 threads parsing forms of this size
+# cost a worker a few MB; Django's 2.5 MB default allowed ~240 MB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+# No view takes files: nothing is ever spooled to /tmp (a memory-backed emptyDir in the pod).
 FILE_UPLOAD_HANDLERS: list[str] = []
 
 # --- Authentication and authorization ------------------------------------------------------

@@ -4,6 +4,7 @@ database connection is held while a password is hashed."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -14,6 +15,7 @@ from django.test import Client
 from kubernaut_storage.admin.authentication import PoolReleasingModelBackend
 
 PASSWORD = "correct horse battery staple"
+FORM = "application/x-www-form-urlencoded"  # as the login page posts it
 
 
 @pytest.fixture
@@ -22,7 +24,8 @@ def auditor(db: Any) -> Any:
 
 
 def _sign_in(client: Client, password: str, *, address: str = "10.0.0.7") -> Any:
-    return client.post("/admin/login/?next=/admin/", {"username": "auditor", "password": password}, REMOTE_ADDR=address)
+    form = urlencode({"username": "auditor", "password": password})
+    return client.post("/admin/login/?next=/admin/", form, content_type=FORM, REMOTE_ADDR=address)
 
 
 def test_five_wrong_passwords_lock_the_pair_out(auditor):
