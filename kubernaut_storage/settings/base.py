@@ -60,8 +60,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Last, as django-axes requires: it answers a locked-out sign-in.
-    "axes.middleware.AxesMiddleware",
+    # Last, as django-axes requires: it answers a locked-out sign-in (and remembers the browsers
+    # that signed in: kubernaut_storage/admin/sign_in_limits.py).
+    "kubernaut_storage.admin.sign_in_limits.SignInLimitMiddleware",
 ]
 
 ROOT_URLCONF = "kubernaut_storage.urls"
@@ -204,6 +205,16 @@ AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = dt.timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# A refused try is not counted: it costs no write, and a lockout ends a cool-off after the
+# failure that caused it however long the tries go on.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# One address, whatever the usernames (password spraying: 90 usernames at 6.8 tries a second
+# before), is refused after this many failures within the cool-off: 2 tries a minute. Behind
+# an ingress all auditors share its address: a browser that signed in before as the auditor it
+# names is exempt for this many days (kubernaut_storage/admin/sign_in_limits.py).
+AXES_HANDLER = "kubernaut_storage.admin.sign_in_limits.AddressLimitedAxesHandler"
+ADMIN_SIGN_IN_ADDRESS_FAILURE_LIMIT = 30
+ADMIN_KNOWN_BROWSER_DAYS = 30
 # One row per failure is enough; a row per successful sign-in is the access log's job.
 AXES_DISABLE_ACCESS_LOG = True
 # No banner line at every process start; lockouts are still logged.
