@@ -37,6 +37,10 @@ def _refusal(request: HttpRequest, *, status: int, code: str, title: str, detail
 
 def form_body_refusal(request: HttpRequest) -> HttpResponse | None:
     """The answer to a body no view may parse, or None when it may go on (unread either way)."""
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    chunked = "HTTP_TRANSFER_ENCODING" in request.META
+    if declared in ("", "0") and not chunked:
+        return None  # no body: a Content-Type alone costs nothing
     content_type = request.content_type or ""
     if content_type.startswith("multipart/"):
         return _refusal(
@@ -48,8 +52,6 @@ def form_body_refusal(request: HttpRequest) -> HttpResponse | None:
         )
     if content_type != FORM_CONTENT_TYPE:
         return None
-    limit: int = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    declared = request.META.get("CONTENT_LENGTH") or ""
     if not declared.isdigit():
         return _refusal(
             request,
@@ -58,6 +60,7 @@ def form_body_refusal(request: HttpRequest) -> HttpResponse | None:
             title="Length required",
             detail="A form must declare its Content-Length.",
         )
+    limit: int = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if int(declared) > limit:
         return _refusal(
             request,

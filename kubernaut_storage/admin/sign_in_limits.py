@@ -17,12 +17,12 @@ and gets AXES_FAILURE_LIMIT tries per cool-off like anyone.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from axes.attempts import get_cool_off_threshold
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_username
-from axes.middleware import AxesMiddleware
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.db.models import Sum
@@ -68,13 +68,14 @@ class AddressLimitedAxesHandler(AxesDatabaseHandler):
         request.known_browser_username = user.get_username()
 
 
-class SignInLimitMiddleware(AxesMiddleware):
-    """axes' middleware (it answers a refused sign-in 429), which also hands out the cookie."""
+class KnownBrowserMiddleware:
+    """Hands the cookie to a browser that just signed in (right before axes' own middleware)."""
 
-    async_capable = False  # WSGI only: the cookie is set on the finished response
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = super().__call__(request)
+        response = self.get_response(request)
         username = getattr(request, "known_browser_username", None)
         if username is not None:
             response.set_signed_cookie(

@@ -83,7 +83,7 @@ class TokenReviewUnavailable(TokenReviewError):  # noqa: N818 - name is part of 
 
 
 class TokenReviewThrottled(TokenReviewUnavailable):
-    """This process is at its review budget (in flight or per second): retry in a second."""
+    """The caller is at its share of this process's review budget (in flight or per second): retry in a second."""
 
 
 @dataclass(frozen=True)

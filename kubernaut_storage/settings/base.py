@@ -60,9 +60,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Last, as django-axes requires: it answers a locked-out sign-in (and remembers the browsers
-    # that signed in: kubernaut_storage/admin/sign_in_limits.py).
-    "kubernaut_storage.admin.sign_in_limits.SignInLimitMiddleware",
+    # Remembers the browsers that signed in (kubernaut_storage/admin/sign_in_limits.py).
+    "kubernaut_storage.admin.sign_in_limits.KnownBrowserMiddleware",
+    # Last, as django-axes requires: it answers a locked-out sign-in.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "kubernaut_storage.urls"
@@ -213,7 +214,7 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # an ingress all auditors share its address: a browser that signed in before as the auditor it
 # names is exempt for this many days (kubernaut_storage/admin/sign_in_limits.py).
 AXES_HANDLER = "kubernaut_storage.admin.sign_in_limits.AddressLimitedAxesHandler"
-ADMIN_SIGN_IN_ADDRESS_FAILURE_LIMIT = 30
+ADMIN_SIGN_IN_ADDRESS_FAILURE_LIMIT = env.int("ADMIN_SIGN_IN_ADDRESS_FAILURE_LIMIT", default=30)
 ADMIN_KNOWN_BROWSER_DAYS = 30
 # One row per failure is enough; a row per successful sign-in is the access log's job.
 AXES_DISABLE_ACCESS_LOG = True

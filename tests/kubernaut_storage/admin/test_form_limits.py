@@ -102,6 +102,11 @@ def test_a_form_with_no_length_is_refused_unread(db):
     assert (status, read) == (411, 0)
 
 
+def test_a_content_type_without_a_body_is_not_refused(db):
+    page = Client().get("/admin/login/", CONTENT_TYPE=f"multipart/form-data; boundary={BOUNDARY}")
+    assert page.status_code == 200
+
+
 def test_a_sign_in_form_is_still_read(db):
     status, read = _served(
         "/admin/login/",
