@@ -19,9 +19,9 @@ Design notes:
 * An accepted verdict is reviewed again before it expires: the first request in
   the last quarter of its life starts one review in the background and every
   request meanwhile is answered from the cached verdict. A writer that keeps
-  writing is never without a verdict: when one simply expired, its next request
-  had to win a review from the budget, which during a flood of invented tokens
-  cost it ~2 s of 503s a minute.
+  writing is never without a verdict; one left to expire would have its next
+  request wait for a share of the review budget, which a flood of invented
+  tokens keeps busy.
 * This module deliberately imports nothing from Django or DRF so it can be used
   and tested without configured settings.
 """
