@@ -11,7 +11,7 @@ service's account throttled by the API server and every uncached writer refused.
 
 The budget is shared evenly among the clients asking for reviews, not first come first
 served: with one bucket, a flood of invented tokens from one client took nearly every review
-of a second, and a new writer's token got through 8 times in 31 at its first try. Now each
+of a second, and only 3 to 6 of 31 new writers got through at their first try. Now each
 client asking has its own bucket of an even share of the rate (and of the calls in flight),
 so a new client's first review starts at once and a flooding client only spends its own share.
 

@@ -174,8 +174,9 @@ if AUDIT_BATCH_MAX_RECORDS < 1:
 # The audit API's parser reads its stream up to AUDIT_MAX_BODY_BYTES itself (413 as
 # problem+json). Forms (only the admin's: sign-in and sign-out, a few hundred bytes) are
 # refused by their Content-Length above this before anything reads them, and a multipart body
-# anywhere (kubernaut_storage/admin/form_bodies.py): 24 threads parsing forms of this size
-# cost a worker a few MB; Django's 2.5 MB default allowed ~240 MB.
+# anywhere (kubernaut_storage/admin/form_bodies.py). Under Django's 2.5 MB default, 80
+# connections posting 2.4 MB forms grew a worker by 1.36 GB (each read and parsed before the
+# CSRF check refused it); refused by their length, by 19 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 # No view takes files: nothing is ever spooled to /tmp (a memory-backed emptyDir in the pod).
 FILE_UPLOAD_HANDLERS: list[str] = []
