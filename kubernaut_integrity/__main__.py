@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from kubernaut_integrity.archive import archive_verify
-from kubernaut_integrity.seals import public_keys_load
+from kubernaut_integrity.archive_verification import archive_verify
+from kubernaut_integrity.keys import public_keys_load
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,18 +25,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kubernaut_integrity.canonical import FORM_VERSION, SEALED_TABLES
+from kubernaut_integrity.keys import key_id
 from kubernaut_integrity.merkle import merkle_root
 
 SEAL_FORMAT = "kubernaut-audit-seal/1"
@@ -46,60 +44,6 @@ _LEAF = struct.Struct(">q32s")
 
 def canonical_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-
-
-# --- keys ----------------------------------------------------------------------------------
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """`ed25519:` + SHA-256 of the raw 32-byte public key, hex: names the key in every seal."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "ed25519:" + hashlib.sha256(raw).hexdigest()
-
-
-def private_key_load(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
-    return key
-
-
-def public_keys_load(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
-    """The trusted keys by key id, from PEM files (a public key, or a private key's public half)."""
-    keys: dict[str, Ed25519PublicKey] = {}
-    for path in paths:
-        data = path.read_bytes()
-        public: Any
-        if b"PRIVATE KEY" in data:
-            public = serialization.load_pem_private_key(data, password=None).public_key()
-        else:
-            public = serialization.load_pem_public_key(data)
-        if not isinstance(public, Ed25519PublicKey):
-            raise ValueError(f"{path} is not an Ed25519 key")
-        keys[key_id(public)] = public
-    return keys
-
-
-def key_pair_write(directory: Path) -> tuple[Path, Path, str]:
-    """A new key pair as `seal-signing-key.pem` (mode 0600) and `seal-public-key.pem`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    private = Ed25519PrivateKey.generate()
-    private_path, public_path = directory / "seal-signing-key.pem", directory / "seal-public-key.pem"
-    for path in (private_path, public_path):
-        if path.exists():
-            raise FileExistsError(f"{path} exists: refusing to overwrite a key")
-    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(
-            private.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-    public = private.public_key()
-    public_path.write_bytes(
-        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    return private_path, public_path, key_id(public)
 
 
 # --- leaves ----------------------------------------------------------------------------------
@@ -186,44 +130,3 @@ def seal_make(
     }
     body_bytes = canonical_json(body)
     return Seal(body_bytes=body_bytes, signature=private_key.sign(body_bytes))
-
-
-def seal_file_name(sequence: int) -> str:
-    return f"seal-{sequence:012d}.json"
-
-
-def seal_file_write(directory: Path, seal: Seal, leaves: Mapping[str, Leaves] | None) -> Path:
-    """Write the seal file atomically (temporary file, fsync, rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    document: dict[str, Any] = {
-        "body": seal.body_bytes.decode(),
-        "signature": base64.b64encode(seal.signature).decode(),
-    }
-    if leaves is not None:
-        document["leaves"] = {table: leaves_pack(leaves.get(table, [])) for table in SEALED_TABLES}
-    path = directory / seal_file_name(seal.body["sequence"])
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as file:
-        file.write(json.dumps(document, indent=1).encode() + b"\n")
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
-    return path
-
-
-@dataclass(frozen=True, slots=True)
-class SealFile:
-    seal: Seal
-    leaves: dict[str, Leaves] | None
-
-
-def seal_file_read(path: Path) -> SealFile:
-    document = json.loads(path.read_text(encoding="utf-8"))
-    seal = Seal(body_bytes=document["body"].encode(), signature=base64.b64decode(document["signature"]))
-    packed = document.get("leaves")
-    leaves = {table: leaves_unpack(text) for table, text in packed.items()} if packed is not None else None
-    return SealFile(seal=seal, leaves=leaves)
-
-
-def seal_files(directory: Path) -> list[Path]:
-    return sorted(directory.glob("seal-*.json")) if directory.is_dir() else []

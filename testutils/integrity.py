@@ -16,7 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.integrity.sealing import seal_pending
-from kubernaut_integrity.seals import key_pair_write, private_key_load
+from kubernaut_integrity.keys import key_pair_write, private_key_load
 
 WINDOW_SECONDS = 1
 

@@ -29,19 +29,22 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.db import connection, transaction
+from django.db.models import Q
 from psycopg import sql
 
 from audit.integrity.sealed_rows import canonical_settings
-from audit.integrity.sealing import seals_export
-from audit.models import AuditKind
+from audit.models import AuditKind, AuditSeal
 from embeddings.models import EmbeddingBacklog
 from kubernaut_integrity.canonical import canonical_sql
+from kubernaut_integrity.seal_files import seal_file_name, seal_file_write
+from kubernaut_integrity.seals import Seal
 from kubernaut_storage.database.partitioning import (
     Partition,
     PartitionStats,
@@ -171,6 +174,26 @@ def manifest_verify(manifest_path: Path) -> dict[str, Any]:
         expected_rows=manifest["row_count"],
     )
     return manifest
+
+
+def seals_export(*, partition: Partition, directory: Path, seal_dir: Path) -> int:
+    """Write beside an archive every seal covering rows of `partition`: the seals whose window
+    overlaps its bounds, and those naming it (embeddings stored after their month). The copy in
+    `seal_dir` is taken when there is one (it carries the leaves that name changed rows)."""
+    covering = AuditSeal.objects.filter(
+        Q(window_start__lt=partition.ends, window_end__gt=partition.starts)
+        | Q(window_end__gt=partition.starts, body__contains=f'"{partition.name}"')
+    ).only("sequence", "body", "signature")
+    written = 0
+    for stored in covering.iterator():
+        name = seal_file_name(stored.sequence)
+        anchored = seal_dir / name
+        if anchored.is_file():
+            shutil.copyfile(anchored, directory / name)
+        else:
+            seal_file_write(directory, Seal(stored.body.encode(), bytes(stored.signature)), None)
+        written += 1
+    return written
 
 
 def _sql(template: str, *identifiers: str, cursor: Any) -> str:

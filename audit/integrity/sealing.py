@@ -10,20 +10,18 @@ window, so introducing seals on a database with years of rows does not make year
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection, transaction
-from django.db.models import Q
 
 from audit.integrity.sealed_rows import WindowRows, earliest_recorded_at, rows_by_window
 from audit.models import AuditSeal
 from kubernaut_integrity.canonical import SEALED_TABLES, timestamp_canonical
 from kubernaut_integrity.findings import WindowIndex
-from kubernaut_integrity.seals import GENESIS_PREVIOUS, Seal, seal_file_name, seal_file_write, seal_make, table_entry
-from kubernaut_storage.database.partitioning import Partition
+from kubernaut_integrity.seal_files import seal_file_write
+from kubernaut_integrity.seals import GENESIS_PREVIOUS, Seal, seal_make, table_entry
 
 #: How many of the most recent windows the first seal leaves to seals of their own.
 GENESIS_WINDOWS = 60
@@ -131,23 +129,3 @@ def _windows_to_seal(
         windows.append((start, start + step))
         start += step
     return windows
-
-
-def seals_export(*, partition: Partition, directory: Path, seal_dir: Path) -> int:
-    """Write beside an archive every seal covering rows of `partition`: the seals whose window
-    overlaps its bounds, and those naming it (embeddings stored after their month). The copy in
-    `seal_dir` is taken when there is one (it carries the leaves that name changed rows)."""
-    covering = AuditSeal.objects.filter(
-        Q(window_start__lt=partition.ends, window_end__gt=partition.starts)
-        | Q(window_end__gt=partition.starts, body__contains=f'"{partition.name}"')
-    ).only("sequence", "body", "signature")
-    written = 0
-    for stored in covering.iterator():
-        name = seal_file_name(stored.sequence)
-        anchored = seal_dir / name
-        if anchored.is_file():
-            shutil.copyfile(anchored, directory / name)
-        else:
-            seal_file_write(directory, Seal(stored.body.encode(), bytes(stored.signature)), None)
-        written += 1
-    return written

@@ -30,7 +30,8 @@ from kubernaut_integrity.findings import (
     leaves_check,
     seal_check,
 )
-from kubernaut_integrity.seals import Leaves, Seal, SealFile, seal_file_name, seal_file_read, seal_files
+from kubernaut_integrity.seal_files import SealFile, seal_file_name, seal_file_read, seal_files
+from kubernaut_integrity.seals import Leaves, Seal
 from kubernaut_storage.database.partitioning import existing_partitions, partitioned_tables
 
 

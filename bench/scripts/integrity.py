@@ -43,7 +43,7 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from kubernaut_integrity.seals import key_pair_write
+from kubernaut_integrity.keys import key_pair_write
 from kubernaut_storage.database.partitioning import (
     add_months,
     month_start,

@@ -9,8 +9,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.integrity.retention import ArchiveVerificationError, manifest_verify
-from kubernaut_integrity.archive import archive_verify
-from kubernaut_integrity.seals import public_keys_load, seal_files
+from kubernaut_integrity.archive_verification import archive_verify
+from kubernaut_integrity.keys import public_keys_load
+from kubernaut_integrity.seal_files import seal_files
 
 
 class Command(BaseCommand):

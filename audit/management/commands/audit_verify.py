@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from audit.integrity.verification import audit_verify
 from audit.models import AuditSeal, AuditVerification
-from kubernaut_integrity.seals import public_keys_load
+from kubernaut_integrity.keys import public_keys_load
 
 
 def _moment(text: str) -> dt.datetime:

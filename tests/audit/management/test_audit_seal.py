@@ -22,7 +22,9 @@ from django.utils import timezone
 from audit.integrity.sealing import seal_pending
 from audit.models import AUDIT_MODELS, AuditKind, AuditSeal
 from embeddings.models import IncidentEmbedding
-from kubernaut_integrity.seals import Seal, key_id, private_key_load, seal_file_read
+from kubernaut_integrity.keys import key_id, private_key_load
+from kubernaut_integrity.seal_files import seal_file_read
+from kubernaut_integrity.seals import Seal
 from testutils.admin_rows import remediation_chain, write
 from testutils.factories import remediation_body
 from testutils.integrity import WINDOW_SECONDS, findings_of, key_files, seal_now, verify

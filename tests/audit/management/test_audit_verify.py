@@ -12,7 +12,8 @@ from django.db import IntegrityError, connection
 
 from audit.models import AuditSeal, RemediationAudit
 from embeddings.models import IncidentEmbedding
-from kubernaut_integrity.seals import key_pair_write, private_key_load, seal_make
+from kubernaut_integrity.keys import key_pair_write, private_key_load
+from kubernaut_integrity.seals import seal_make
 from testutils.admin_rows import remediation_chain
 from testutils.integrity import findings_of, key_files, seal_now, triggers_bypassed, verify
 

@@ -37,7 +37,8 @@ from kubernaut_integrity.findings import (
     leaves_check,
     seal_check,
 )
-from kubernaut_integrity.seals import GENESIS_PREVIOUS, Leaves, SealFile, seal_file_read, seal_files
+from kubernaut_integrity.seal_files import SealFile, seal_file_read, seal_files
+from kubernaut_integrity.seals import GENESIS_PREVIOUS, Leaves
 
 MANIFEST_GLOB = "*.manifest.json"
 
