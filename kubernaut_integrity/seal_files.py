@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kubernaut_integrity.canonical import SEALED_TABLES
+from kubernaut_integrity.files import atomic_write
 from kubernaut_integrity.seals import Leaves, Seal, leaves_pack, leaves_unpack
 
 
@@ -19,7 +19,7 @@ def seal_file_name(sequence: int) -> str:
 
 
 def seal_file_write(directory: Path, seal: Seal, leaves: Mapping[str, Leaves] | None) -> Path:
-    """Write the seal file atomically (temporary file, fsync, rename)."""
+    """Write the seal file, whole or not at all."""
     directory.mkdir(parents=True, exist_ok=True)
     document: dict[str, Any] = {
         "body": seal.body_bytes.decode(),
@@ -28,12 +28,7 @@ def seal_file_write(directory: Path, seal: Seal, leaves: Mapping[str, Leaves] | 
     if leaves is not None:
         document["leaves"] = {table: leaves_pack(leaves.get(table, [])) for table in SEALED_TABLES}
     path = directory / seal_file_name(seal.body["sequence"])
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as file:
-        file.write(json.dumps(document, indent=1).encode() + b"\n")
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
+    atomic_write(path, json.dumps(document, indent=1).encode() + b"\n")
     return path
 
 

@@ -28,7 +28,6 @@ import datetime as dt
 import gzip
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from audit.integrity.sealed_rows import canonical_settings
 from audit.models import AuditKind, AuditSeal
 from embeddings.models import EmbeddingBacklog
 from kubernaut_integrity.canonical import canonical_sql
+from kubernaut_integrity.files import atomic_file, atomic_write
 from kubernaut_integrity.seal_files import seal_file_name, seal_file_write
 from kubernaut_integrity.seals import Seal
 from kubernaut_storage.database.partitioning import (
@@ -151,7 +151,7 @@ def partition_retire(
             archive_bytes=size,
             created_at=now,
         )
-        _write_atomically(manifest_path, json.dumps(manifest.as_json(), indent=2).encode() + b"\n")
+        atomic_write(manifest_path, json.dumps(manifest.as_json(), indent=2).encode() + b"\n")
         seals_export(partition=partition, directory=archive_dir, seal_dir=seal_dir)
         cursor.execute(_sql("ALTER TABLE {} DETACH PARTITION {}", partition.table, partition.name, cursor=cursor))
         cursor.execute(_sql("DROP TABLE {}", partition.name, cursor=cursor))
@@ -225,14 +225,13 @@ def _archive_write(*, partition: Partition, path: Path, on_rows: Callable[[int],
         sql.SQL(canonical_sql(partition.table)),  # type: ignore[arg-type]
         sql.Identifier(partition.name),
     )
-    temporary = path.with_name(path.name + ".tmp")
     rows = 0
     connection.ensure_connection()
     raw = connection.connection
     assert raw is not None
     with raw.cursor() as settings_cursor:
         canonical_settings(settings_cursor)
-    with temporary.open("wb") as file:
+    with atomic_file(path) as file:
         hashing = _HashingWriter(file)
         # mtime=0 and no file name in the header: the same rows always give the same bytes.
         with (
@@ -251,9 +250,6 @@ def _archive_write(*, partition: Partition, path: Path, on_rows: Callable[[int],
                     batch = 0
             if on_rows is not None and batch:
                 on_rows(batch)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
     return rows, hashing.sha256.hexdigest(), hashing.size
 
 
@@ -273,12 +269,3 @@ def _archive_verify(*, path: Path, row_count: int, sha256: str, expected_rows: i
         raise ArchiveVerificationError(
             f"{path.name}: {lines} lines in the archive, {row_count} rows written, {expected_rows} in the partition"
         )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
