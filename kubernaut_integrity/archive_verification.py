@@ -1,5 +1,5 @@
 """Verify an exported period with nothing but the public key: the retention archives
-(`<partition>.jsonl.gz` + `<partition>.manifest.json`) and the seal files written beside them.
+(`archive.py`) and the seal files written beside them (`seal_files.py`).
 
 1. Each archive must match its manifest (SHA-256, size, row count).
 2. Each seal must be well-formed and signed by a trusted key; seals with consecutive numbers
@@ -15,10 +15,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import gzip
-import hashlib
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +22,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kubernaut_integrity.canonical import SEALED_TABLES, line_identity, row_hash, timestamp_canonical, timestamp_parse
+from kubernaut_integrity.archive import MANIFEST_SUFFIX, Manifest, archive_lines, archive_problem, manifest_read
+from kubernaut_integrity.canonical import SEALED_TABLES, line_identity, row_hash, timestamp_canonical
 from kubernaut_integrity.findings import (
     ARCHIVE_CORRUPT,
     ROW_INSERTED,
@@ -39,8 +36,6 @@ from kubernaut_integrity.findings import (
 )
 from kubernaut_integrity.seal_files import SealFile, seal_file_read, seal_files
 from kubernaut_integrity.seals import GENESIS_PREVIOUS, Leaves
-
-MANIFEST_GLOB = "*.manifest.json"
 
 
 @dataclass
@@ -66,49 +61,17 @@ class ArchiveReport:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Archive:
-    table: str
-    partition: str
-    starts: dt.datetime
-    ends: dt.datetime
-    path: Path
-
-
-def manifest_problem(manifest: Mapping[str, Any], directory: Path) -> str | None:
-    """Why the archive does not match its manifest (SHA-256, size, lines), or None."""
-    path = directory / manifest["archive"]
-    if not path.is_file():
-        return f"{path.name} is missing"
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    if digest.hexdigest() != manifest["archive_sha256"] or size != manifest["archive_bytes"]:
-        return f"{path.name}: SHA-256 {digest.hexdigest()} ({size} bytes) is not the manifest's"
-    return None
-
-
 def archive_verify(directory: Path, trusted: Mapping[str, Ed25519PublicKey]) -> ArchiveReport:
     report = ArchiveReport()
-    archives: list[_Archive] = []
-    for manifest_path in sorted(directory.glob(MANIFEST_GLOB)):
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    archives: list[Manifest] = []
+    for manifest_path in sorted(directory.glob(f"*{MANIFEST_SUFFIX}")):
+        manifest = manifest_read(manifest_path)
         report.archives += 1
-        problem = manifest_problem(manifest, directory)
+        problem = archive_problem(manifest, directory)
         if problem is not None:
-            report.findings.append(Finding(ARCHIVE_CORRUPT, problem, table=manifest.get("table")))
+            report.findings.append(Finding(ARCHIVE_CORRUPT, problem, table=manifest.table))
             continue
-        archives.append(
-            _Archive(
-                table=manifest["table"],
-                partition=manifest["partition"],
-                starts=timestamp_parse(manifest["bounds"]["from"]),
-                ends=timestamp_parse(manifest["bounds"]["to"]),
-                path=directory / manifest["archive"],
-            )
-        )
+        archives.append(manifest)
     files = {}
     for path in seal_files(directory):
         copy = seal_file_read(path)
@@ -119,11 +82,11 @@ def archive_verify(directory: Path, trusted: Mapping[str, Ed25519PublicKey]) -> 
         report.findings += seal_check(seal, trusted)
     report.findings += chain_check(ordered, excerpt=True)
     report.findings += _coverage(archives, files)
-    _rows_check(archives, files, report)
+    _rows_check(directory, archives, files, report)
     return report
 
 
-def _coverage(archives: list[_Archive], files: Mapping[int, SealFile]) -> list[Finding]:
+def _coverage(archives: list[Manifest], files: Mapping[int, SealFile]) -> list[Finding]:
     windows = sorted((copy.seal.body["window"]["start"], copy.seal.body["window"]["end"]) for copy in files.values())
     genesis = next((copy.seal.body for copy in files.values() if copy.seal.body["previous"] == GENESIS_PREVIOUS), None)
     findings = []
@@ -144,11 +107,13 @@ def _coverage(archives: list[_Archive], files: Mapping[int, SealFile]) -> list[F
     return findings
 
 
-def _rows_check(archives: list[_Archive], files: Mapping[int, SealFile], report: ArchiveReport) -> None:
+def _rows_check(
+    directory: Path, archives: list[Manifest], files: Mapping[int, SealFile], report: ArchiveReport
+) -> None:
     index = WindowIndex.of_seals(copy.seal for copy in files.values())
     found: dict[tuple[int, str], Leaves] = {}
     for archive in archives:
-        for row_id, recorded_at, digest in _archive_rows(archive):
+        for row_id, recorded_at, digest in _archive_rows(directory / archive.archive):
             report.rows += 1
             sequence = index.key_of(recorded_at)
             if sequence is None:
@@ -178,13 +143,11 @@ def _rows_check(archives: list[_Archive], files: Mapping[int, SealFile], report:
             report.findings += leaves_check(seal=copy.seal, table=table, actual=actual, sealed_leaves=sealed_leaves)
 
 
-def _archive_rows(archive: _Archive) -> Iterator[tuple[int, str, bytes]]:
+def _archive_rows(path: Path) -> Iterator[tuple[int, str, bytes]]:
     """(id, recorded_at, row hash) of each line: the line is the row's canonical form."""
-    with gzip.open(archive.path, "rt", encoding="utf-8", newline="\n") as lines:
-        for line in lines:
-            text = line.removesuffix("\n")
-            row_id, recorded_at = line_identity(text)
-            yield row_id, recorded_at, row_hash(text)
+    for line in archive_lines(path):
+        row_id, recorded_at = line_identity(line)
+        yield row_id, recorded_at, row_hash(line)
 
 
 _iso = timestamp_canonical

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,3 +27,8 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
 def atomic_write(path: Path, data: bytes) -> None:
     with atomic_file(path) as file:
         file.write(data)
+
+
+def atomic_copy(source: Path, destination: Path) -> None:
+    with source.open("rb") as original, atomic_file(destination) as copy:
+        shutil.copyfileobj(original, copy)

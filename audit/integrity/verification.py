@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import connection, transaction
 
 from audit.integrity.metrics import seal_lag
-from audit.integrity.retention import MANIFEST_SUFFIX
 from audit.integrity.sealed_rows import WindowRows, earliest_recorded_at, rows_by_window
 from audit.models import AuditSeal
+from kubernaut_integrity.archive import archive_paths
 from kubernaut_integrity.canonical import SEALED_TABLES
 from kubernaut_integrity.findings import (
     PARTITION_MISSING,
@@ -230,4 +230,5 @@ def _rows_check(
 
 
 def _archived(archive_dir: Path, partition: str) -> bool:
-    return (archive_dir / f"{partition}{MANIFEST_SUFFIX}").exists()
+    _, manifest = archive_paths(archive_dir, partition)
+    return manifest.exists()

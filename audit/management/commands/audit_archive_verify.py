@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.integrity.retention import ArchiveVerificationError, manifest_verify
+from kubernaut_integrity.archive import MANIFEST_SUFFIX, ArchiveVerificationError, manifest_verify
 from kubernaut_integrity.archive_verification import archive_verify
 from kubernaut_integrity.keys import public_keys_load
 from kubernaut_integrity.seal_files import seal_files
@@ -40,7 +40,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, paths: list[Path], public_keys: list[Path] | None, **options: Any) -> None:
         manifests: list[Path] = []
         for path in paths or [Path(settings.AUDIT_ARCHIVE_DIR)]:
-            manifests.extend(sorted(path.glob("*.manifest.json")) if path.is_dir() else [path])
+            manifests.extend(sorted(path.glob(f"*{MANIFEST_SUFFIX}")) if path.is_dir() else [path])
         if not manifests:
             raise CommandError("no manifest found")
         failed = 0
@@ -51,7 +51,7 @@ class Command(BaseCommand):
                 failed += 1
                 self.stdout.write(self.style.ERROR(f"FAILED {manifest_path.name}: {exc}"))
                 continue
-            self.stdout.write(f"ok {manifest['partition']}: {manifest['row_count']} rows, sha256 matches")
+            self.stdout.write(f"ok {manifest.partition}: {manifest.row_count} rows, sha256 matches")
         key_files = public_keys or [Path(name) for name in settings.AUDIT_SEAL_PUBLIC_KEY_FILES]
         findings = 0
         if key_files:
