@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from kubernaut_integrity.findings import (
     ROW_INSERTED,
     SEAL_MISSING,
     Finding,
+    Report,
     WindowIndex,
     chain_check,
     leaves_check,
@@ -39,25 +40,16 @@ from kubernaut_integrity.seals import GENESIS_PREVIOUS, Leaves
 
 
 @dataclass
-class ArchiveReport:
-    findings: list[Finding] = field(default_factory=list)
+class ArchiveReport(Report):
     archives: int = 0
-    seals: int = 0
-    rows: int = 0
     not_checkable: int = 0
 
-    @property
-    def clean(self) -> bool:
-        return not self.findings
-
-    def as_json(self) -> dict[str, Any]:
+    def coverage(self) -> dict[str, Any]:
         return {
-            "clean": self.clean,
             "archives": self.archives,
             "seals": self.seals,
             "rows": self.rows,
             "table_parts_not_checkable": self.not_checkable,
-            "findings": [finding.as_json() for finding in self.findings],
         }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -53,6 +53,26 @@ class Finding:
             if part
         )
         return f"{self.kind}: {where}: {self.detail}" if where else f"{self.kind}: {self.detail}"
+
+
+@dataclass
+class Report:
+    """What a verification found and how much it covered; clean when it found nothing."""
+
+    findings: list[Finding] = field(default_factory=list)
+    seals: int = 0
+    rows: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def as_json(self) -> dict[str, Any]:
+        return {"clean": self.clean, **self.coverage(), "findings": [finding.as_json() for finding in self.findings]}
+
+    def coverage(self) -> dict[str, Any]:
+        """What was checked, in the order `as_json` prints it."""
+        return {"seals": self.seals, "rows": self.rows}
 
 
 def seal_check(seal: Seal, trusted: Mapping[str, Ed25519PublicKey]) -> list[Finding]:

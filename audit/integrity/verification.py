@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from kubernaut_integrity.findings import (
     SEAL_MISSING,
     UNSEALED_LAG,
     Finding,
+    Report,
     WindowIndex,
     chain_check,
     leaves_check,
@@ -36,24 +37,14 @@ from kubernaut_storage.database.partitioning import existing_partitions, partiti
 
 
 @dataclass
-class VerifyReport:
-    findings: list[Finding] = field(default_factory=list)
-    seals: int = 0
-    rows: int = 0
+class VerifyReport(Report):
     seconds: float = 0.0
 
-    @property
-    def clean(self) -> bool:
-        return not self.findings
-
-    def as_json(self) -> dict[str, Any]:
+    def coverage(self) -> dict[str, Any]:
         return {
-            "clean": self.clean,
-            "seals": self.seals,
-            "rows": self.rows,
+            **super().coverage(),
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows / self.seconds) if self.seconds else None,
-            "findings": [finding.as_json() for finding in self.findings],
         }
 
 
