@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from kubernaut_integrity.archive_verification import archive_verify
+from kubernaut_integrity.arguments import public_key_argument
 from kubernaut_integrity.keys import public_keys_load
 
 
@@ -19,15 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         "seal files beside them, with nothing but the trusted public key(s). Needs only Python and cryptography.",
     )
     parser.add_argument("directory", type=Path, help="the directory holding the archives, manifests and seal-*.json")
-    parser.add_argument(
-        "--public-key",
-        dest="public_keys",
-        type=Path,
-        action="append",
-        required=True,
-        metavar="FILE",
-        help="a trusted Ed25519 public key (PEM); repeat for every key of a rotation",
-    )
+    public_key_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     arguments = parser.parse_args(argv)
     report = archive_verify(arguments.directory, public_keys_load(arguments.public_keys))

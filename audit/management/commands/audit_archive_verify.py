@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kubernaut_integrity.archive import MANIFEST_SUFFIX, ArchiveVerificationError, manifest_verify
 from kubernaut_integrity.archive_verification import archive_verify
+from kubernaut_integrity.arguments import public_key_argument
 from kubernaut_integrity.keys import public_keys_load
 from kubernaut_integrity.seal_files import seal_files
 
@@ -27,15 +28,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("paths", nargs="*", type=Path, help="*.manifest.json files or directories")
-        parser.add_argument(
-            "--public-key",
-            dest="public_keys",
-            type=Path,
-            action="append",
-            default=None,
-            metavar="FILE",
-            help="a trusted seal public key (PEM), repeatable (default AUDIT_SEAL_PUBLIC_KEY_FILES)",
-        )
+        public_key_argument(parser, default="AUDIT_SEAL_PUBLIC_KEY_FILES")
 
     def handle(self, *args: Any, paths: list[Path], public_keys: list[Path] | None, **options: Any) -> None:
         manifests: list[Path] = []

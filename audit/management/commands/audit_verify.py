@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from audit.integrity.verification import audit_verify
 from audit.models import AuditSeal, AuditVerification
+from kubernaut_integrity.arguments import public_key_argument
 from kubernaut_integrity.keys import public_keys_load
 
 
@@ -35,15 +36,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--from", dest="time_from", type=_moment, default=None, metavar="T", help="ISO 8601")
         parser.add_argument("--to", dest="time_to", type=_moment, default=None, metavar="T", help="ISO 8601")
-        parser.add_argument(
-            "--public-key",
-            dest="public_keys",
-            type=Path,
-            action="append",
-            default=None,
-            metavar="FILE",
-            help="a trusted public key (PEM); repeat for every key of a rotation (default AUDIT_SEAL_PUBLIC_KEY_FILES)",
-        )
+        public_key_argument(parser, default="AUDIT_SEAL_PUBLIC_KEY_FILES")
         parser.add_argument(
             "--seal-dir", type=Path, default=None, help=f"default AUDIT_SEAL_DIR ({settings.AUDIT_SEAL_DIR})"
         )
