@@ -34,13 +34,13 @@ from django.db.models import Q
 from psycopg import sql
 
 from audit.integrity.sealed_rows import canonical_settings
+from audit.integrity.stored_seals import signed_seal
 from audit.models import AuditKind, AuditSeal
 from embeddings.models import EmbeddingBacklog
 from kubernaut_integrity.archive import Manifest, archive_paths, archive_reread, archive_writer, manifest_write
 from kubernaut_integrity.canonical import canonical_sql
 from kubernaut_integrity.files import atomic_copy
 from kubernaut_integrity.seal_files import seal_file_name, seal_file_write
-from kubernaut_integrity.seals import Seal
 from kubernaut_storage.database.partitioning import (
     Partition,
     PartitionStats,
@@ -136,7 +136,7 @@ def seals_export(*, partition: Partition, directory: Path, seal_dir: Path) -> in
         if anchored.is_file():
             atomic_copy(anchored, directory / name)
         else:
-            seal_file_write(directory, Seal(stored.body.encode(), bytes(stored.signature)), None)
+            seal_file_write(directory, signed_seal(stored), None)
         written += 1
     return written
 

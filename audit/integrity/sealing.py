@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection, transaction
 
 from audit.integrity.sealed_rows import WindowRows, earliest_recorded_at, rows_by_window
+from audit.integrity.stored_seals import last_seal, signed_seal
 from audit.models import AuditSeal
 from kubernaut_integrity.canonical import SEALED_TABLES, timestamp_canonical
 from kubernaut_integrity.findings import WindowIndex
@@ -60,13 +61,13 @@ def seal_pending(
             cursor.execute("SELECT statement_timestamp()")
             now = cursor.fetchone()[0]
         cutoff = window_floor(now - dt.timedelta(seconds=settle_seconds), window_seconds)
-        last = AuditSeal.objects.order_by("-sequence").first()
+        last = last_seal()
         windows = _windows_to_seal(last=last, cutoff=cutoff, window_seconds=window_seconds)
         if not windows:
             return []
         index = WindowIndex((iso(start), iso(end), number) for number, (start, end) in enumerate(windows))
         by_window, _ = rows_by_window(windows=index, start=windows[0][0], end=windows[-1][1])
-        previous = Seal(last.body.encode(), bytes(last.signature)).hash if last is not None else GENESIS_PREVIOUS
+        previous = signed_seal(last).hash if last is not None else GENESIS_PREVIOUS
         sequence = last.sequence if last is not None else 0
         sealed_at = iso(now)
         made: list[tuple[Seal, WindowRows]] = []

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 
 from audit.integrity.metrics import seal_lag
 from audit.integrity.sealed_rows import WindowRows, earliest_recorded_at, rows_by_window
-from audit.models import AuditSeal
+from audit.integrity.stored_seals import last_seal, seal_before, seals_in_range, signed_seal
 from kubernaut_integrity.archive import archive_paths
 from kubernaut_integrity.canonical import SEALED_TABLES
 from kubernaut_integrity.findings import (
@@ -69,9 +69,9 @@ def audit_verify(
             # One snapshot for the seals and the rows: REPEATABLE READ, read-only.
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        stored = _seals_in_range(time_from, time_to)
-        before = _seal_before(stored[0].sequence) if stored else None
-        database = {row.sequence: Seal(row.body.encode(), bytes(row.signature)) for row in stored}
+        stored = list(seals_in_range(time_from, time_to).only("sequence", "body", "signature"))
+        before = seal_before(stored[0].sequence) if stored else None
+        database = {row.sequence: signed_seal(row) for row in stored}
         report.seals = len(database)
         for seal in database.values():
             report.findings += seal_check(seal, trusted)
@@ -89,9 +89,12 @@ def audit_verify(
                 on_rows=on_rows,
             )
         if time_to is None:
-            last_end = AuditSeal.objects.order_by("-sequence").values_list("window_end", flat=True).first()
+            last = last_seal()
             lag = seal_lag(
-                now=now, last_sealed_end=last_end, earliest=earliest_recorded_at(), window_seconds=window_seconds
+                now=now,
+                last_sealed_end=last.window_end if last is not None else None,
+                earliest=earliest_recorded_at(),
+                window_seconds=window_seconds,
             )
             if lag > max_lag_seconds:
                 report.findings.append(
@@ -99,20 +102,6 @@ def audit_verify(
                 )
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _seals_in_range(time_from: dt.datetime | None, time_to: dt.datetime | None) -> list[AuditSeal]:
-    seals = AuditSeal.objects.order_by("sequence")
-    if time_from is not None:
-        seals = seals.filter(window_end__gt=time_from)
-    if time_to is not None:
-        seals = seals.filter(window_start__lt=time_to)
-    return list(seals.only("sequence", "body", "signature"))
-
-
-def _seal_before(sequence: int) -> Seal | None:
-    row = AuditSeal.objects.filter(sequence__lt=sequence).order_by("-sequence").only("body", "signature").first()
-    return Seal(row.body.encode(), bytes(row.signature)) if row is not None else None
 
 
 def _anchored(

@@ -12,8 +12,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
+from audit.integrity.stored_seals import seals_in_range
 from audit.integrity.verification import audit_verify
-from audit.models import AuditSeal, AuditVerification
+from audit.models import AuditVerification
 from kubernaut_integrity.arguments import public_key_argument
 from kubernaut_integrity.keys import public_keys_load
 
@@ -62,9 +63,7 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot load a public key: {exc}") from exc
         seal_dir = seal_dir or Path(settings.AUDIT_SEAL_DIR)
-        expected = AuditSeal.objects.filter(
-            **({"window_end__gt": time_from} if time_from else {}), **({"window_start__lt": time_to} if time_to else {})
-        ).values_list("row_count", flat=True)
+        expected = seals_in_range(time_from, time_to).values_list("row_count", flat=True)
         with tqdm(
             total=sum(expected) or None, unit="rows", file=self.stderr, disable=True if no_progress or json else None
         ) as progress:
