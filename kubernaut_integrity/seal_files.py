@@ -1,4 +1,10 @@
-"""The seal file: a seal's copy outside the database, with the leaves that name changed rows."""
+"""The seal file: a seal's copy outside the database, with the leaves that name changed rows.
+
+`seal-<sequence, 12 digits>.json` holds the body (its exact text), the signature (base64) and
+the leaves: per table, base64 of (id as signed 64-bit big-endian, 32-byte row hash) for every
+row, in id order. The leaves are not signed themselves; they are trusted only when they
+rebuild the signed roots, and then a verifier names the exact rows that changed.
+"""
 
 from __future__ import annotations
 

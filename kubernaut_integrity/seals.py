@@ -1,8 +1,9 @@
 """The seal: one window of `recorded_at`, its rows' Merkle roots, chained and Ed25519-signed.
 
-A seal's body is a JSON object written in the canonical JSON of `canonical.py` (sorted keys,
-no whitespace, UTF-8); its signature is Ed25519 over exactly those bytes, and its hash (what
-the next seal names as `previous`) is SHA-256 of those bytes.
+A seal's body is a JSON object serialized once, by `seal_make`, as sorted keys without
+whitespace in UTF-8 (not the PostgreSQL-written row form of `canonical.py`); those exact bytes
+are kept, the signature is Ed25519 over them, and the seal's hash (what the next seal names as
+`previous`) is their SHA-256.
 
     {"format": "kubernaut-audit-seal/1", "form": 1, "sequence": 42,
      "window": {"start": "...Z", "end": "...Z"},
@@ -15,9 +16,8 @@ the seal's `root` is the Merkle root of the table roots in the order of `SEALED_
 `partitions` names the monthly partitions those rows were in, so an export can tell which
 archives a table's part of a seal needs. The first seal's `previous` is 64 zeros.
 
-A seal file (`seal-<sequence, 12 digits>.json`) holds the body, the signature (base64) and
-the leaves — every row's id and hash, per table — which are not signed themselves but must
-rebuild the signed roots; with them a verifier names the exact rows that changed.
+The seal's copy outside the database, with the leaves that name changed rows, is a seal file
+(`seal_files.py`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ GENESIS_PREVIOUS = "0" * 64
 _LEAF = struct.Struct(">q32s")
 
 
-def canonical_json(value: Any) -> bytes:
+def seal_body_json(value: Any) -> bytes:
+    """A seal body's exact bytes: sorted keys, no whitespace, UTF-8."""
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -128,5 +129,5 @@ def seal_make(
         "key_id": key_id(private_key.public_key()),
         "sealed_at": sealed_at,
     }
-    body_bytes = canonical_json(body)
+    body_bytes = seal_body_json(body)
     return Seal(body_bytes=body_bytes, signature=private_key.sign(body_bytes))

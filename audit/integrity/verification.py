@@ -107,8 +107,8 @@ def audit_verify(
 def _anchored(
     seal_dir: Path | None, database: Mapping[int, Seal], time_from: dt.datetime | None, time_to: dt.datetime | None
 ) -> dict[int, SealFile]:
-    # Without a time range every file counts; with one, those between its first and last seal.
     """The seal files of the range, by sequence (none without a seal directory)."""
+    # Without a time range every file counts; with one, those between its first and last seal.
     if seal_dir is None:
         return {}
     files: dict[int, SealFile] = {}

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kubernaut_integrity.checkpoint import Checkpoint, checkpoint_sign
 from kubernaut_integrity.cosignature import Cosigner
 from kubernaut_integrity.note import Ed25519Signer, Note, Signature, note_sign, note_with_signatures, signer_generate
-from kubernaut_integrity.seals import canonical_json
+from kubernaut_integrity.seals import seal_body_json
 from kubernaut_integrity.tlog import MemoryLog, consistency_proof, inclusion_proof, tree_hash
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ class _Fixture:
     every inclusion proof at each checkpoint size and every consistency proof between them."""
 
     def __init__(self) -> None:
-        self.seals = [canonical_json({"format": "kubernaut-audit-seal/1", "sequence": n, "root": "ab" * 32})
+        self.seals = [seal_body_json({"format": "kubernaut-audit-seal/1", "sequence": n, "root": "ab" * 32})
                       for n in range(1, 38)]  # fmt: skip
         self.log = MemoryLog()
         self.log.extend(self.seals)
