@@ -1,5 +1,7 @@
 """`python -m kubernaut_integrity DIR --public-key FILE...`: verify an exported period (retention
-archives + seal files in DIR) with only the public key(s). Exit status 1 on any finding."""
+archives + seal files in DIR) with only the public key(s). Exit status 1 on any finding (a file
+that is not what it should be is one), 2 when the command line is wrong (no such directory, a
+key file that is not a key)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     public_key_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     arguments = parser.parse_args(argv)
-    report = archive_verify(arguments.directory, public_keys_load(arguments.public_keys))
+    if not arguments.directory.is_dir():
+        parser.error(f"{arguments.directory} is not a directory")
+    try:
+        trusted = public_keys_load(arguments.public_keys)
+    except (OSError, ValueError) as exc:
+        parser.error(f"cannot load a public key: {exc}")
+    report = archive_verify(arguments.directory, trusted)
     if arguments.json:
         print(json.dumps(report.as_json(), indent=2))
     else:

@@ -8,7 +8,9 @@
 
 `audit_retention` streams a partition's lines into `archive_writer` and checks the result with
 `archive_reread` before it drops anything; `archive_verification.py` (the standalone verifier)
-and `audit_archive_verify` read archives back with `manifest_read` and `archive_lines`.
+and `audit_archive_verify` read archives back with `manifest_read` and `archive_lines`. Those
+readers take archives and manifests as hostile input: bounded in size, checked member by
+member, and any fault is an ArchiveVerificationError naming it, never another exception.
 """
 
 from __future__ import annotations
@@ -17,19 +19,30 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import re
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kubernaut_integrity.canonical import timestamp_parse
-from kubernaut_integrity.files import atomic_file, atomic_write
+from kubernaut_integrity.canonical import SEALED_TABLES, timestamp_parse
+from kubernaut_integrity.files import FileRefusedError, atomic_file, atomic_write, open_regular, read_bounded
 
 ARCHIVE_FORMAT = "jsonl+gzip"
 ARCHIVE_SUFFIX = ".jsonl.gz"
 MANIFEST_SUFFIX = ".manifest.json"
+#: A manifest is ten short members, about 500 bytes.
+MANIFEST_MAX_BYTES = 64 * 1024
+#: The longest line read. A line is one stored row: a record the API accepted (at most
+#: AUDIT_MAX_BODY_BYTES, 1 MiB by default) whose form repeats part of it (the columns taken
+#: from the payload) with jsonb's spacing, about 3 MiB at most; 8 MiB leaves room for a raised
+#: body limit while one line is all a hostile archive can make a verifier hold.
+LINE_MAX_BYTES = 8 * 1024 * 1024
 _CHUNK = 1 << 20
+_PARTITION = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class ArchiveVerificationError(Exception):
@@ -62,18 +75,44 @@ class Manifest:
         }
 
     @classmethod
-    def from_json(cls, document: dict[str, Any]) -> Manifest:
-        return cls(
-            table=document["table"],
-            partition=document["partition"],
-            starts=timestamp_parse(document["bounds"]["from"]),
-            ends=timestamp_parse(document["bounds"]["to"]),
-            row_count=document["row_count"],
-            archive=document["archive"],
-            archive_sha256=document["archive_sha256"],
-            archive_bytes=document["archive_bytes"],
-            created_at=timestamp_parse(document["created_at"]),
-        )
+    def from_json(cls, document: Any) -> Manifest:
+        """The manifest, each member checked: raises ArchiveVerificationError. Its archive must be
+        `<partition>.jsonl.gz` beside it, so a manifest cannot send a reader elsewhere."""
+        try:
+            manifest = cls(
+                table=document["table"],
+                partition=document["partition"],
+                starts=timestamp_parse(document["bounds"]["from"]),
+                ends=timestamp_parse(document["bounds"]["to"]),
+                row_count=document["row_count"],
+                archive=document["archive"],
+                archive_sha256=document["archive_sha256"],
+                archive_bytes=document["archive_bytes"],
+                created_at=timestamp_parse(document["created_at"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ArchiveVerificationError(f"not a manifest: {exc!r}"[:200]) from None
+        if document.get("format") != ARCHIVE_FORMAT:
+            raise ArchiveVerificationError(f"format {ascii(document.get('format'))[:80]} unknown")
+        problem = manifest._problem()
+        if problem is not None:
+            raise ArchiveVerificationError(f"not a manifest: {problem}")
+        return manifest
+
+    def _problem(self) -> str | None:
+        if self.table not in SEALED_TABLES:
+            return "no sealed table"
+        if not isinstance(self.partition, str) or _PARTITION.fullmatch(self.partition) is None:
+            return "no partition name"
+        if self.archive != self.partition + ARCHIVE_SUFFIX:
+            return f"the archive is not {self.partition}{ARCHIVE_SUFFIX}"
+        if not self.starts < self.ends:
+            return "empty or inverted bounds"
+        if not all(type(count) is int and count >= 0 for count in (self.row_count, self.archive_bytes)):
+            return "row_count or archive_bytes is not a count"
+        if not isinstance(self.archive_sha256, str) or _SHA256_HEX.fullmatch(self.archive_sha256) is None:
+            return "archive_sha256 is not a SHA-256 in hex"
+        return None
 
 
 def archive_paths(directory: Path, partition: str) -> tuple[Path, Path]:
@@ -86,7 +125,12 @@ def manifest_write(path: Path, manifest: Manifest) -> None:
 
 
 def manifest_read(path: Path) -> Manifest:
-    return Manifest.from_json(json.loads(path.read_text()))
+    """Raises ArchiveVerificationError for anything but a manifest of at most MANIFEST_MAX_BYTES."""
+    try:
+        document = json.loads(read_bounded(path, MANIFEST_MAX_BYTES))
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the interpreter allows
+        raise ArchiveVerificationError(f"not a manifest: {str(exc)[:200]}") from None
+    return Manifest.from_json(document)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -146,26 +190,43 @@ def archive_writer(path: Path) -> Iterator[ArchiveWriter]:
 def archive_digest(path: Path) -> tuple[str, int]:
     """SHA-256 (hex) and size of a file, read a chunk at a time."""
     digest, size = hashlib.sha256(), 0
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(_CHUNK), b""):
-            digest.update(chunk)
-            size += len(chunk)
+    try:
+        with open_regular(path) as file:
+            for chunk in iter(lambda: file.read(_CHUNK), b""):
+                digest.update(chunk)
+                size += len(chunk)
+    except FileRefusedError as exc:
+        raise ArchiveVerificationError(f"{path.name}: {exc}") from None
     return digest.hexdigest(), size
 
 
 def archive_lines(path: Path) -> Iterator[str]:
-    """The archive's lines, without their newline."""
-    with gzip.open(path, "rt", encoding="utf-8", newline="\n") as lines:
-        for line in lines:
-            yield line.removesuffix("\n")
+    """The archive's lines, without their newline, each read with a bound (LINE_MAX_BYTES).
+    Raises ArchiveVerificationError for a file that is not whole gzip, a line too long and a
+    line that is not UTF-8."""
+    number = 0
+    try:
+        with open_regular(path) as file, gzip.GzipFile(fileobj=file, mode="rb") as compressed:
+            while line := compressed.readline(LINE_MAX_BYTES + 1):
+                number += 1
+                if len(line) > LINE_MAX_BYTES:
+                    raise ArchiveVerificationError(f"{path.name}: line {number} is longer than {LINE_MAX_BYTES} bytes")
+                yield line.decode().removesuffix("\n")
+    except UnicodeDecodeError:
+        raise ArchiveVerificationError(f"{path.name}: line {number} is not UTF-8") from None
+    except (FileRefusedError, OSError, EOFError, zlib.error) as exc:
+        raise ArchiveVerificationError(f"{path.name}: not a whole gzip file ({exc})") from None
 
 
 def archive_problem(manifest: Manifest, directory: Path) -> str | None:
     """Why the archive does not match its manifest (SHA-256, size), or None."""
     path = directory / manifest.archive
-    if not path.is_file():
+    if not path.exists():
         return f"{path.name} is missing"
-    sha256, size = archive_digest(path)
+    try:
+        sha256, size = archive_digest(path)
+    except ArchiveVerificationError as exc:
+        return str(exc)
     if sha256 != manifest.archive_sha256 or size != manifest.archive_bytes:
         return f"{path.name}: SHA-256 {sha256} ({size} bytes) is not the manifest's"
     return None
@@ -179,7 +240,10 @@ def archive_reread(*, path: Path, row_count: int, sha256: str, expected_rows: in
         raise ArchiveVerificationError(f"{path.name}: SHA-256 {digest} != {sha256}")
     lines = 0
     for line in archive_lines(path):
-        json.loads(line)
+        try:
+            json.loads(line)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter allows
+            raise ArchiveVerificationError(f"{path.name}: line {lines + 1} is not JSON") from None
         lines += 1
     if not lines == row_count == expected_rows:
         raise ArchiveVerificationError(

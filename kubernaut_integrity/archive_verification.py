@@ -22,8 +22,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kubernaut_integrity.archive import MANIFEST_SUFFIX, Manifest, archive_lines, archive_problem, manifest_read
-from kubernaut_integrity.canonical import SEALED_TABLES, line_identity, row_hash, timestamp_canonical
+from kubernaut_integrity.archive import (
+    MANIFEST_SUFFIX,
+    ArchiveVerificationError,
+    Manifest,
+    archive_lines,
+    archive_problem,
+    manifest_read,
+)
+from kubernaut_integrity.canonical import SEALED_TABLES, FormError, line_identity, row_hash, timestamp_canonical
 from kubernaut_integrity.findings import (
     ARCHIVE_CORRUPT,
     ROW_INSERTED,
@@ -33,9 +40,9 @@ from kubernaut_integrity.findings import (
     WindowIndex,
     chain_check,
     leaves_check,
-    seal_check,
+    seals_check,
 )
-from kubernaut_integrity.seal_files import SealFile, seal_file_read, seal_files
+from kubernaut_integrity.seal_files import SealFile, seal_directory_read
 from kubernaut_integrity.seals import GENESIS_PREVIOUS, Leaves
 
 
@@ -57,21 +64,23 @@ def archive_verify(directory: Path, trusted: Mapping[str, Ed25519PublicKey]) -> 
     report = ArchiveReport()
     archives: list[Manifest] = []
     for manifest_path in sorted(directory.glob(f"*{MANIFEST_SUFFIX}")):
-        manifest = manifest_read(manifest_path)
         report.archives += 1
+        try:
+            manifest = manifest_read(manifest_path)
+        except ArchiveVerificationError as exc:
+            report.findings.append(Finding(ARCHIVE_CORRUPT, f"{manifest_path.name}: {exc}"))
+            continue
         problem = archive_problem(manifest, directory)
         if problem is not None:
             report.findings.append(Finding(ARCHIVE_CORRUPT, problem, table=manifest.table))
             continue
         archives.append(manifest)
-    files = {}
-    for path in seal_files(directory):
-        copy = seal_file_read(path)
-        files[copy.seal.body["sequence"]] = copy
+    sealed = seal_directory_read(directory, trusted=trusted)
+    report.findings += sealed.findings
+    files = sealed.files  # each one's body well-formed, or it would be a finding above
     report.seals = len(files)
-    ordered = [files[sequence].seal for sequence in sorted(files)]
-    for seal in ordered:
-        report.findings += seal_check(seal, trusted)
+    ordered, findings = seals_check((files[sequence].seal for sequence in sorted(files)), trusted)
+    report.findings += findings
     report.findings += chain_check(ordered, excerpt=True)
     report.findings += _coverage(archives, files)
     _rows_check(directory, archives, files, report)
@@ -104,28 +113,35 @@ def _rows_check(
 ) -> None:
     index = WindowIndex.of_seals(copy.seal for copy in files.values())
     found: dict[tuple[int, str], Leaves] = {}
+    readable = []
     for archive in archives:
-        for row_id, recorded_at, digest in _archive_rows(directory / archive.archive):
-            report.rows += 1
-            sequence = index.key_of(recorded_at)
-            if sequence is None:
-                report.findings.append(
-                    Finding(
-                        ROW_INSERTED,
-                        f"recorded_at {recorded_at} is in no exported seal's window",
-                        table=archive.table,
-                        row_id=row_id,
+        try:
+            for row_id, recorded_at, digest in _archive_rows(directory / archive.archive):
+                report.rows += 1
+                sequence = index.key_of(recorded_at)
+                if sequence is None:
+                    report.findings.append(
+                        Finding(
+                            ROW_INSERTED,
+                            f"recorded_at {recorded_at} is in no exported seal's window",
+                            table=archive.table,
+                            row_id=row_id,
+                        )
                     )
-                )
-                continue
-            found.setdefault((sequence, archive.table), []).append((row_id, digest))
-    exported = {archive.partition for archive in archives}
-    tables = {archive.table for archive in archives}
+                    continue
+                found.setdefault((sequence, archive.table), []).append((row_id, digest))
+        except (ArchiveVerificationError, FormError) as exc:
+            # One finding, and the seal parts that need this archive are not checked against
+            # what was read of it: no flood of findings derived from the same fault.
+            report.findings.append(Finding(ARCHIVE_CORRUPT, str(exc), table=archive.table))
+            continue
+        readable.append(archive)
+    exported = {archive.partition for archive in readable}
+    tables = {archive.table for archive in readable}
     for sequence in sorted(files):
         copy = files[sequence]
         for table in SEALED_TABLES:
-            entry = copy.seal.body["tables"].get(table, {})
-            needed = set(entry.get("partitions", []))
+            needed = set(copy.seal.body["tables"][table]["partitions"])
             if table not in tables or not needed <= exported:
                 if needed & exported:
                     report.not_checkable += 1
@@ -137,8 +153,11 @@ def _rows_check(
 
 def _archive_rows(path: Path) -> Iterator[tuple[int, str, bytes]]:
     """(id, recorded_at, row hash) of each line: the line is the row's canonical form."""
-    for line in archive_lines(path):
-        row_id, recorded_at = line_identity(line)
+    for number, line in enumerate(archive_lines(path), start=1):
+        try:
+            row_id, recorded_at = line_identity(line)
+        except FormError as exc:
+            raise FormError(f"{path.name}: line {number}: {exc}") from None
         yield row_id, recorded_at, row_hash(line)
 
 

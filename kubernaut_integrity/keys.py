@@ -8,8 +8,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from kubernaut_integrity.files import read_bounded
+
+#: A PEM Ed25519 key takes about 120 bytes: a "key" file larger than this is something else.
+KEY_FILE_MAX_BYTES = 16 * 1024
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -26,19 +32,28 @@ def private_key_load(path: Path) -> Ed25519PrivateKey:
 
 
 def public_keys_load(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
-    """The trusted keys by key id, from PEM files (a public key, or a private key's public half)."""
+    """The trusted keys by key id, from PEM files (a public key, or a private key's public half).
+    Raises ValueError naming the first file that is not such a key."""
     keys: dict[str, Ed25519PublicKey] = {}
     for path in paths:
-        data = path.read_bytes()
-        public: Any
-        if b"PRIVATE KEY" in data:
-            public = serialization.load_pem_private_key(data, password=None).public_key()
-        else:
-            public = serialization.load_pem_public_key(data)
-        if not isinstance(public, Ed25519PublicKey):
-            raise ValueError(f"{path} is not an Ed25519 key")
+        try:
+            public = _public_key_read(path)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise ValueError(f"{path}: {exc}") from exc
         keys[key_id(public)] = public
     return keys
+
+
+def _public_key_read(path: Path) -> Ed25519PublicKey:
+    data = read_bounded(path, KEY_FILE_MAX_BYTES)
+    public: Any
+    if b"PRIVATE KEY" in data:
+        public = serialization.load_pem_private_key(data, password=None).public_key()
+    else:
+        public = serialization.load_pem_public_key(data)
+    if not isinstance(public, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 key")
+    return public
 
 
 def key_pair_write(directory: Path) -> tuple[Path, Path, str]:

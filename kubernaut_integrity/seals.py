@@ -23,8 +23,10 @@ The seal's copy outside the database, with the leaves that name changed rows, is
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
+import re
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,13 +35,21 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kubernaut_integrity.canonical import FORM_VERSION, SEALED_TABLES
+from kubernaut_integrity.canonical import FORM_VERSION, SEALED_TABLES, TIMESTAMP_PATTERN
 from kubernaut_integrity.keys import key_id
 from kubernaut_integrity.merkle import merkle_root
 
 SEAL_FORMAT = "kubernaut-audit-seal/1"
 GENESIS_PREVIOUS = "0" * 64
+#: The largest seal body. Its fixed members take about 1 KiB, and each monthly partition its
+#: rows were in adds a name of about 30 bytes: 64 KiB holds some 2,000 names, a first seal over
+#: more than 30 years of all five tables. `seal_make` refuses a larger body, so every honest
+#: body fits, and a verifier may refuse a larger one unread.
+BODY_MAX_BYTES = 64 * 1024
 _LEAF = struct.Struct(">q32s")
+LEAF_BYTES = _LEAF.size
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_KEY_ID = re.compile(r"ed25519:[0-9a-f]{64}")
 
 
 def seal_body_json(value: Any) -> bytes:
@@ -58,7 +68,14 @@ def leaves_pack(leaves: Leaves) -> str:
 
 
 def leaves_unpack(text: str) -> Leaves:
-    return [(row_id, digest) for row_id, digest in _LEAF.iter_unpack(base64.b64decode(text))]
+    """Raises ValueError for anything but base64 of whole leaves."""
+    try:
+        packed = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"not base64: {exc}") from None
+    if len(packed) % LEAF_BYTES:
+        raise ValueError(f"{len(packed)} bytes are not whole leaves of {LEAF_BYTES}")
+    return [(row_id, digest) for row_id, digest in _LEAF.iter_unpack(packed)]
 
 
 def table_entry(leaves: Leaves, partitions: Iterable[str]) -> dict[str, Any]:
@@ -74,6 +91,87 @@ def seal_root(tables: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 # --- seals -------------------------------------------------------------------------------------
+
+
+class MalformedSealError(ValueError):
+    """A seal body that is not one of this format: none of its members can be relied on."""
+
+    def __init__(self, problem: str, sequence: int | None = None) -> None:
+        super().__init__(problem)
+        self.sequence = sequence
+
+
+def body_parse(body_bytes: bytes) -> dict[str, Any]:
+    """The seal body, checked member by member before anything reads one: bodies come from
+    files and tables that someone else may have written. Raises MalformedSealError."""
+    if len(body_bytes) > BODY_MAX_BYTES:
+        raise MalformedSealError(f"a body of {len(body_bytes)} bytes, more than {BODY_MAX_BYTES}")
+    try:
+        body = json.loads(body_bytes)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the interpreter allows
+        raise MalformedSealError(f"unreadable seal body: {_brief(exc)}") from None
+    if not isinstance(body, dict):
+        raise MalformedSealError("unreadable seal body: not a JSON object")
+    sequence = body.get("sequence")
+    if type(sequence) is not int or sequence < 1:
+        raise MalformedSealError(f"unreadable seal body: sequence {_brief(sequence)}")
+    if body.get("format") != SEAL_FORMAT or body.get("form") != FORM_VERSION:
+        raise MalformedSealError(
+            f"format {_brief(body.get('format'))} form {_brief(body.get('form'))} unknown", sequence
+        )
+    problem = _members_problem(body)
+    if problem is not None:
+        raise MalformedSealError(problem, sequence)
+    return body
+
+
+def well_formed(seal: Seal) -> bool:
+    try:
+        body_parse(seal.body_bytes)
+    except MalformedSealError:
+        return False
+    return True
+
+
+def _members_problem(body: dict[str, Any]) -> str | None:
+    window = body.get("window")
+    if not isinstance(window, dict) or not all(_is_timestamp(window.get(end)) for end in ("start", "end")):
+        return "the window is not two canonical timestamps"
+    tables = body.get("tables")
+    if not isinstance(tables, dict) or set(tables) != set(SEALED_TABLES):
+        return f"the tables are not {', '.join(SEALED_TABLES)}"
+    for table, entry in tables.items():
+        if not (
+            isinstance(entry, dict)
+            and type(entry.get("count")) is int
+            and entry["count"] >= 0
+            and _is_sha256(entry.get("root"))
+            and isinstance(entry.get("partitions"), list)
+            and all(isinstance(name, str) for name in entry["partitions"])
+        ):
+            return f"{table} is not a count, a root and partitions"
+    for member in ("root", "previous"):
+        if not _is_sha256(body.get(member)):
+            return f"{member} is not a SHA-256 in hex"
+    if not isinstance(body.get("key_id"), str) or _KEY_ID.fullmatch(body["key_id"]) is None:
+        return "key_id is not ed25519:<SHA-256 in hex>"
+    if not _is_timestamp(body.get("sealed_at")):
+        return "sealed_at is not a canonical timestamp"
+    return None
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
+
+
+def _is_timestamp(value: Any) -> bool:
+    return isinstance(value, str) and TIMESTAMP_PATTERN.fullmatch(value) is not None
+
+
+def _brief(value: Any) -> str:
+    """A value from a body someone else may have written, short and printable in a finding."""
+    text = "".join(character if character.isprintable() else ascii(character)[1:-1] for character in str(value)[:80])
+    return text if len(str(value)) <= 80 else text + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,4 +228,6 @@ def seal_make(
         "sealed_at": sealed_at,
     }
     body_bytes = seal_body_json(body)
+    if len(body_bytes) > BODY_MAX_BYTES:
+        raise ValueError(f"a seal body of {len(body_bytes)} bytes: more than {BODY_MAX_BYTES}, which verifiers refuse")
     return Seal(body_bytes=body_bytes, signature=private_key.sign(body_bytes))

@@ -29,10 +29,10 @@ from kubernaut_integrity.findings import (
     WindowIndex,
     chain_check,
     leaves_check,
-    seal_check,
+    seals_check,
 )
-from kubernaut_integrity.seal_files import SealFile, seal_file_name, seal_file_read, seal_files
-from kubernaut_integrity.seals import Leaves, Seal
+from kubernaut_integrity.seal_files import SealDirectory, SealFile, seal_directory_read, seal_file_name
+from kubernaut_integrity.seals import Leaves, Seal, well_formed
 from kubernaut_storage.database.partitioning import existing_partitions, partitioned_tables
 
 
@@ -71,17 +71,20 @@ def audit_verify(
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         stored = list(seals_in_range(time_from, time_to).only("sequence", "body", "signature"))
         before = seal_before(stored[0].sequence) if stored else None
+        if before is not None and not well_formed(before):
+            before = None  # the chain then shows the gap; its own fault is reported with its window
         database = {row.sequence: signed_seal(row) for row in stored}
         report.seals = len(database)
-        for seal in database.values():
-            report.findings += seal_check(seal, trusted)
-        report.findings += chain_check(list(database.values()), before=before)
-        anchored = _anchored(seal_dir, database, time_from, time_to)
-        reference = _reference_seals(database, anchored, trusted, report.findings)
+        checked, findings = seals_check(database.values(), trusted)
+        report.findings += findings
+        report.findings += chain_check(checked, before=before)
+        anchored = _anchored(seal_dir, database, time_from, time_to, trusted)
+        report.findings += anchored.findings
+        reference = _reference_seals(database, set(checked), anchored, trusted, report.findings)
         if reference:
             report.rows = _rows_check(
                 reference=reference,
-                anchored=anchored,
+                anchored=anchored.files,
                 archive_dir=archive_dir,
                 time_from=time_from,
                 time_to=time_to,
@@ -105,32 +108,34 @@ def audit_verify(
 
 
 def _anchored(
-    seal_dir: Path | None, database: Mapping[int, Seal], time_from: dt.datetime | None, time_to: dt.datetime | None
-) -> dict[int, SealFile]:
-    """The seal files of the range, by sequence (none without a seal directory)."""
-    # Without a time range every file counts; with one, those between its first and last seal.
+    seal_dir: Path | None,
+    database: Mapping[int, Seal],
+    time_from: dt.datetime | None,
+    time_to: dt.datetime | None,
+    trusted: Mapping[str, Ed25519PublicKey],
+) -> SealDirectory:
+    """The seal files of the range (none without a seal directory)."""
     if seal_dir is None:
-        return {}
-    files: dict[int, SealFile] = {}
-    ranged = time_from is not None or time_to is not None
+        return SealDirectory()
+    # Without a time range every file counts; with one, those between its first and last seal.
+    if time_from is None and time_to is None:
+        return seal_directory_read(seal_dir, trusted=trusted)
     low, high = min(database, default=0), max(database, default=0)
-    for path in seal_files(seal_dir):
-        sequence = int(path.stem.removeprefix("seal-"))
-        if not ranged or low <= sequence <= high:
-            files[sequence] = seal_file_read(path)
-    return files
+    return seal_directory_read(seal_dir, trusted=trusted, wanted=lambda sequence: low <= sequence <= high)
 
 
 def _reference_seals(
     database: Mapping[int, Seal],
-    anchored: Mapping[int, SealFile],
+    usable: set[Seal],
+    anchored: SealDirectory,
     trusted: Mapping[str, Ed25519PublicKey],
     findings: list[Finding],
 ) -> dict[int, Seal]:
     """The seal each window's rows are checked against: the copy outside the database when it
-    is validly signed (it survives a rewrite of the database), else the database's."""
-    reference = dict(database)
-    for sequence, copy in anchored.items():
+    is validly signed (it survives a rewrite of the database), else the database's if it is
+    well-formed."""
+    reference = {sequence: seal for sequence, seal in database.items() if seal in usable}
+    for sequence, copy in anchored.files.items():
         stored = database.get(sequence)
         if stored is None:
             findings.append(
@@ -146,8 +151,8 @@ def _reference_seals(
             )
         if copy.seal.signature_check(trusted) is None:
             reference[sequence] = copy.seal
-    if anchored:
-        for sequence in database.keys() - anchored.keys():
+    if anchored.files or anchored.unusable:
+        for sequence in database.keys() - anchored.files.keys() - anchored.unusable:
             findings.append(
                 Finding(SEAL_ANCHOR_MISMATCH, f"no {seal_file_name(sequence)} outside the database", seal=sequence)
             )

@@ -40,7 +40,7 @@ class Command(BaseCommand):
         for manifest_path in manifests:
             try:
                 manifest = manifest_verify(manifest_path)
-            except (ArchiveVerificationError, OSError, ValueError, KeyError) as exc:
+            except ArchiveVerificationError as exc:
                 failed += 1
                 self.stdout.write(self.style.ERROR(f"FAILED {manifest_path.name}: {exc}"))
                 continue
@@ -48,7 +48,10 @@ class Command(BaseCommand):
         key_files = public_keys or [Path(name) for name in settings.AUDIT_SEAL_PUBLIC_KEY_FILES]
         findings = 0
         if key_files:
-            trusted = public_keys_load(key_files)
+            try:
+                trusted = public_keys_load(key_files)
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"cannot load a public key: {exc}") from exc
             for directory in sorted({manifest.parent for manifest in manifests}):
                 if not seal_files(directory):
                     self.stdout.write(
