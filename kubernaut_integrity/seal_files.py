@@ -85,6 +85,8 @@ def leaves_max_bytes(counts: Mapping[str, int]) -> int:
 @dataclass(frozen=True, slots=True)
 class SealFile:
     seal: Seal
+    #: Signed by a trusted key (checked when read).
+    signed: bool
     leaves: dict[str, Leaves] | None
     #: Why the leaves were refused (the seal itself is still used), else None.
     leaves_problem: str | None = None
@@ -124,22 +126,23 @@ def _read(file: BinaryIO, sequence: int, trusted: Mapping[str, Ed25519PublicKey]
         raise SealFileError(f"a signature of {len(seal.signature)} bytes, not {_SIGNATURE_BYTES}")
     if body["sequence"] != sequence:
         raise SealFileError(f"holds seal {body['sequence']}")
-    if leaves_at is None or seal.signature_check(trusted) is not None:
-        return SealFile(seal=seal, leaves=None)
+    signed = seal.signature_check(trusted) is None
+    if leaves_at is None or not signed:
+        return SealFile(seal=seal, signed=signed, leaves=None)
     counts = {table: body["tables"][table]["count"] for table in SEALED_TABLES}
     limit = leaves_max_bytes(counts)
     refused = f"leaves refused: more than the {leaves_at + limit} bytes a seal of {sum(counts.values())} rows takes"
     if size - leaves_at > limit:
-        return SealFile(seal=seal, leaves=None, leaves_problem=f"{size} bytes, {refused}")
+        return SealFile(seal=seal, signed=signed, leaves=None, leaves_problem=f"{size} bytes, {refused}")
     file.seek(leaves_at)
     rest = file.read(limit + 1)
     if len(rest) > limit:  # it grew after its size was taken
-        return SealFile(seal=seal, leaves=None, leaves_problem=refused)
+        return SealFile(seal=seal, signed=signed, leaves=None, leaves_problem=refused)
     try:
         leaves = _leaves_parse(rest, counts)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the interpreter allows
-        return SealFile(seal=seal, leaves=None, leaves_problem=f"leaves refused: {exc}")
-    return SealFile(seal=seal, leaves=leaves)
+        return SealFile(seal=seal, signed=signed, leaves=None, leaves_problem=f"leaves refused: {exc}")
+    return SealFile(seal=seal, signed=signed, leaves=leaves)
 
 
 def _head_parse(head: bytes, *, whole: bool) -> tuple[str, str, int | None]:

@@ -72,7 +72,7 @@ def audit_verify(
         stored = list(seals_in_range(time_from, time_to).only("sequence", "body", "signature"))
         before = seal_before(stored[0].sequence) if stored else None
         if before is not None and not well_formed(before):
-            before = None  # the chain then shows the gap; its own fault is reported with its window
+            before = None  # the chain shows a gap here; the seal's own fault is found with its range
         database = {row.sequence: signed_seal(row) for row in stored}
         report.seals = len(database)
         checked, findings = seals_check(database.values(), trusted)
@@ -80,7 +80,7 @@ def audit_verify(
         report.findings += chain_check(checked, before=before)
         anchored = _anchored(seal_dir, database, time_from, time_to, trusted)
         report.findings += anchored.findings
-        reference = _reference_seals(database, set(checked), anchored, trusted, report.findings)
+        reference = _reference_seals(database, set(checked), anchored, report.findings)
         if reference:
             report.rows = _rows_check(
                 reference=reference,
@@ -128,7 +128,6 @@ def _reference_seals(
     database: Mapping[int, Seal],
     usable: set[Seal],
     anchored: SealDirectory,
-    trusted: Mapping[str, Ed25519PublicKey],
     findings: list[Finding],
 ) -> dict[int, Seal]:
     """The seal each window's rows are checked against: the copy outside the database when it
@@ -149,7 +148,7 @@ def _reference_seals(
                     SEAL_ANCHOR_MISMATCH, f"differs from {seal_file_name(sequence)} outside the database", seal=sequence
                 )
             )
-        if copy.seal.signature_check(trusted) is None:
+        if copy.signed:
             reference[sequence] = copy.seal
     if anchored.files or anchored.unusable:
         for sequence in database.keys() - anchored.files.keys() - anchored.unusable:
