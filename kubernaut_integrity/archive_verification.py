@@ -1,7 +1,8 @@
 """Verify an exported period with nothing but the public key: the retention archives
 (`archive.py`) and the seal files written beside them (`seal_files.py`).
 
-1. Each archive must match its manifest (SHA-256, size, row count).
+1. Each archive must match its manifest (SHA-256 and size; its rows are counted against the
+   seals in step 4, which the manifest's own row count could not vouch for).
 2. Each seal must be well-formed and signed by a trusted key; seals with consecutive numbers
    must link (previous hash, adjoining windows).
 3. The exported seals must cover, without a gap, every month of an exported audit table from
@@ -11,6 +12,9 @@
    match its count and Merkle root, and the seal file's leaves then name each row that differs.
    A part that also needs partitions not exported (an embedding stored months after its audit
    row) is counted as not checkable here, not as a finding.
+
+Every file is read as hostile input (`archive.py`, `seal_files.py`): a malformed one is a
+finding naming it, never an exception.
 """
 
 from __future__ import annotations
@@ -93,10 +97,10 @@ def _coverage(archives: list[Manifest], files: Mapping[int, SealFile]) -> list[F
     findings = []
     months = {(archive.starts, archive.ends) for archive in archives if archive.table != "incident_embeddings"}
     for starts, ends in sorted(months):
-        position = _iso(starts)
+        position = timestamp_canonical(starts)
         if genesis is not None:
             position = max(position, genesis["window"]["start"])
-        stop = _iso(ends)
+        stop = timestamp_canonical(ends)
         for start, end in windows:
             if end <= position:
                 continue
@@ -159,6 +163,3 @@ def _archive_rows(path: Path) -> Iterator[tuple[int, str, bytes]]:
         except FormError as exc:
             raise FormError(f"{path.name}: line {number}: {exc}") from None
         yield row_id, recorded_at, row_hash(line)
-
-
-_iso = timestamp_canonical
