@@ -12,20 +12,18 @@ from __future__ import annotations
 from django.db import models
 
 from audit import limits
-
-
-class AuditKind(models.TextChoices):
-    REMEDIATION = "remediation", "Remediation request"
-    AI_ANALYSIS = "aianalysis", "AI analysis"
-    WORKFLOW = "workflow", "Workflow execution"
-    EXECUTION = "execution", "Kubernetes execution"
-
-
-class Phase(models.TextChoices):
-    PENDING = "Pending"
-    PROCESSING = "Processing"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
+from audit.choices import AuditKind, Phase
+from audit.event_ids import event_id_new
+from audit.event_types import (
+    ACTOR_IP_LENGTH,
+    CORRELATION_ID_LENGTH,
+    EVENT_ACTION_LENGTH,
+    EVENT_CATEGORY_LENGTH,
+    EVENT_TYPE_LENGTH,
+    VERSION_LENGTH,
+    EventCategory,
+    EventOutcome,
+)
 
 
 class AuditRecord(models.Model):
@@ -239,3 +237,76 @@ class AuditVerification(models.Model):
 
     def __str__(self) -> str:
         return f"verification at {self.finished_at:%Y-%m-%d %H:%M:%S}: {'passed' if self.passed else self.findings}"
+
+
+class AuditEvent(models.Model):
+    """An audit event in upstream Kubernaut's unified shape (docs/UPSTREAM.md).
+
+    Range-partitioned by month on `recorded_at` (the server's receive time) and append-only
+    like the typed tables: triggers refuse UPDATE and DELETE, rows in a sealed window and rows
+    recorded too far from the database's clock (migration 0008). Columns are as wide as
+    upstream's API document allows, not as upstream's own narrower columns; an optional field
+    the caller left out is NULL, so "absent" and an empty string stay apart. `event_data` is
+    the payload as received; top-level keys the document does not name are kept in
+    `extra_fields`.
+    """
+
+    # The table's key is (id, recorded_at); `id` is also the insertion sequence: rows of one
+    # batch, and of one second, keep the order they were written in.
+    id = models.BigAutoField(primary_key=True, help_text="Insertion sequence.")
+    event_id = models.UUIDField(default=event_id_new, help_text="The id the API answered with.")
+    recorded_at = models.DateTimeField(help_text="Server receive time; the partition key.")
+
+    version = models.CharField(max_length=VERSION_LENGTH)
+    event_type = models.CharField(max_length=EVENT_TYPE_LENGTH)
+    event_timestamp = models.DateTimeField(help_text="When the event happened, as the caller says.")
+    event_category = models.CharField(max_length=EVENT_CATEGORY_LENGTH, choices=EventCategory.choices)
+    event_action = models.CharField(max_length=EVENT_ACTION_LENGTH)
+    event_outcome = models.CharField(max_length=16, choices=EventOutcome.choices)
+    # Optional strings are NULL when the caller left them out, so that an absent value and an
+    # empty string (which the document allows) stay apart; Django's usual '' would merge them.
+    actor_type = models.TextField(null=True, blank=True)  # noqa: DJ001
+    actor_id = models.TextField(null=True, blank=True, help_text="Who the caller says acted.")  # noqa: DJ001
+    actor_ip = models.CharField(max_length=ACTOR_IP_LENGTH, null=True, blank=True)  # noqa: DJ001
+    resource_type = models.TextField(null=True, blank=True)  # noqa: DJ001
+    resource_id = models.TextField(null=True, blank=True)  # noqa: DJ001
+    correlation_id = models.CharField(max_length=CORRELATION_ID_LENGTH)
+    parent_event_id = models.UUIDField(null=True, blank=True)
+    parent_event_date = models.DateTimeField(null=True, blank=True)
+    namespace = models.TextField(null=True, blank=True)  # noqa: DJ001
+    cluster_id = models.TextField(null=True, blank=True)  # noqa: DJ001
+    severity = models.TextField(null=True, blank=True)  # noqa: DJ001
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    error_code = models.TextField(null=True, blank=True)  # noqa: DJ001
+    error_message = models.TextField(null=True, blank=True)  # noqa: DJ001
+    retention_days = models.BigIntegerField(null=True, blank=True)
+    is_sensitive = models.BooleanField(null=True, blank=True)
+    event_data = models.JSONField(help_text="The payload, as received.")
+    extra_fields = models.JSONField(
+        null=True, blank=True, help_text="Top-level keys the document does not name, as received."
+    )
+
+    actor = models.CharField(max_length=255, help_text="The authenticated caller that wrote the event.")
+    request_id = models.CharField(max_length=128)
+    content_sha256 = models.CharField(
+        max_length=64, help_text="SHA-256 of the event as received, recorded_at and actor."
+    )
+
+    class Meta:
+        db_table = "audit_events"
+        verbose_name = "audit event"
+        ordering = ["-recorded_at", "-id"]
+        # On the partitioned parent, so every monthly partition gets them. The (column,
+        # recorded_at) pairs answer the admin's `column = value ORDER BY recorded_at DESC LIMIT n`
+        # by reading n entries (docs/ADMIN.md); event_id finds a parent event and an answered id.
+        indexes = [
+            models.Index(fields=["recorded_at"], name="audit_events_recorded_idx"),
+            models.Index(fields=["event_id"], name="audit_events_event_id_idx"),
+            models.Index(fields=["correlation_id", "recorded_at"], name="audit_events_corr_rec_idx"),
+            models.Index(fields=["event_type", "recorded_at"], name="audit_events_type_rec_idx"),
+            models.Index(fields=["event_category", "recorded_at"], name="audit_events_cat_rec_idx"),
+            models.Index(fields=["event_outcome", "recorded_at"], name="audit_events_outcome_rec_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"

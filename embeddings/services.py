@@ -1,4 +1,4 @@
-"""Embedding services: turn a text into a vector (cache → provider chain), store a record's vector.
+"""Embedding services: turn texts into vectors (cache → provider chain), and the process's runtime.
 
 The chain and the cache are built from settings once per process, on first use: a gunicorn
 worker forked from a master that already built them builds its own, because the openai
@@ -333,31 +333,15 @@ _runtime_lock = threading.Lock()
 _local_providers: dict[tuple[int, str | None], LocalMiniLMProvider] = {}
 _local_lock = threading.Lock()
 
-_RUNTIME_SETTINGS = frozenset(
-    {
-        "CACHES",
-        "REDIS_URL",
-        "EMBEDDING_LOCAL_THREADS",
-        "EMBEDDING_LOCAL_MODEL_PATH",
-        "EMBEDDING_OPENAI_API_KEY",
-        "EMBEDDING_OPENAI_BASE_URL",
-        "EMBEDDING_OPENAI_MODEL",
-        "EMBEDDING_OPENAI_DIMENSIONS",
-        "EMBEDDING_OPENAI_TIMEOUT_S",
-        "EMBEDDING_OPENAI_MAX_IN_FLIGHT",
-        "EMBEDDING_RETRY_BUDGET_S",
-        "EMBEDDING_FALLBACK",
-        "EMBEDDING_CIRCUIT_FAILURES",
-        "EMBEDDING_CIRCUIT_COOLDOWN_S",
-        "EMBEDDING_CACHE_TTL_S",
-    }
-)
+#: Besides every EMBEDDING_* setting, what the runtime is built from. Derived rather than listed, so
+#: a new EMBEDDING_* setting cannot be missed by the rebuild.
+_RUNTIME_SETTINGS_BESIDES_EMBEDDING = frozenset({"CACHES", "REDIS_URL"})
 
 
 @receiver(setting_changed)
 def _settings_changed(*, setting: str, **kwargs: Any) -> None:
     # Settings change at run time only in tests (override_settings); rebuild from the new ones.
-    if setting in _RUNTIME_SETTINGS:
+    if setting.startswith("EMBEDDING_") or setting in _RUNTIME_SETTINGS_BESIDES_EMBEDDING:
         embedding_runtime_reset()
 
 

@@ -1,16 +1,16 @@
-"""Verify an exported period with nothing but the public key: the retention archives
-(`<partition>.jsonl.gz` + `<partition>.manifest.json`) and the seal files written beside them.
+"""The retention archive of one partition and its manifest: written here, read here.
 
-1. Each archive must match its manifest (SHA-256, size, row count).
-2. Each seal must be well-formed and signed by a trusted key; seals with consecutive numbers
-   must link (previous hash, adjoining windows).
-3. The exported seals must cover, without a gap, every month of an exported audit table from
-   the start of the chain (seal 1's window) or the month's start.
-4. Every archived row is hashed in the canonical form and sorted into the seal whose window
-   holds its recorded_at; each table's part of a seal whose partitions are all exported must
-   match its count and Merkle root, and the seal file's leaves then name each row that differs.
-   A part that also needs partitions not exported (an embedding stored months after its audit
-   row) is counted as not checkable here, not as a finding.
+- `<partition>.jsonl.gz`: one line per row in id order, each the row's canonical form
+  (`canonical.py`), i.e. exactly the bytes its seal hashed; gzip without a file name and with
+  mtime 0, so the same rows always give the same bytes.
+- `<partition>.manifest.json` beside it: table, partition, bounds, row count, the archive's
+  SHA-256 and size, the format and when it was made.
+
+`audit_retention` streams a partition's lines into `archive_writer` and checks the result with
+`archive_reread` before it drops anything; `archive_verification.py` (the standalone verifier)
+and `audit_archive_verify` read archives back with `manifest_read` and `archive_lines`. Those
+readers take archives and manifests as hostile input: bounded in size, checked member by
+member, and any fault is an ArchiveVerificationError naming it, never another exception.
 """
 
 from __future__ import annotations
@@ -19,171 +19,245 @@ import datetime as dt
 import gzip
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+import re
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from kubernaut_integrity.canonical import SEALED_TABLES, timestamp_parse
+from kubernaut_integrity.files import FileRefusedError, atomic_file, atomic_write, open_regular, read_bounded
 
-from kubernaut_integrity.canonical import SEALED_TABLES, line_identity, row_hash, timestamp_canonical, timestamp_parse
-from kubernaut_integrity.findings import (
-    ARCHIVE_CORRUPT,
-    ROW_INSERTED,
-    SEAL_MISSING,
-    Finding,
-    WindowIndex,
-    chain_check,
-    leaves_check,
-    seal_check,
-)
-from kubernaut_integrity.seals import GENESIS_PREVIOUS, Leaves, SealFile, seal_file_read, seal_files
+ARCHIVE_FORMAT = "jsonl+gzip"
+ARCHIVE_SUFFIX = ".jsonl.gz"
+MANIFEST_SUFFIX = ".manifest.json"
+#: A manifest is ten short members, about 500 bytes.
+MANIFEST_MAX_BYTES = 64 * 1024
+#: The longest line read. A line is one stored row: a record the API accepted (at most
+#: AUDIT_MAX_BODY_BYTES, 1 MiB by default) whose form repeats part of it (the columns taken
+#: from the payload) with jsonb's spacing, about 3 MiB at most; 8 MiB leaves room for a raised
+#: body limit while one line is all a hostile archive can make a verifier hold.
+LINE_MAX_BYTES = 8 * 1024 * 1024
+_CHUNK = 1 << 20
+_PARTITION = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
-MANIFEST_GLOB = "*.manifest.json"
 
-
-@dataclass
-class ArchiveReport:
-    findings: list[Finding] = field(default_factory=list)
-    archives: int = 0
-    seals: int = 0
-    rows: int = 0
-    not_checkable: int = 0
-
-    @property
-    def clean(self) -> bool:
-        return not self.findings
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "clean": self.clean,
-            "archives": self.archives,
-            "seals": self.seals,
-            "rows": self.rows,
-            "table_parts_not_checkable": self.not_checkable,
-            "findings": [finding.as_json() for finding in self.findings],
-        }
+class ArchiveVerificationError(Exception):
+    """The archive on disk does not match its manifest or what was written: nothing is dropped."""
 
 
 @dataclass(frozen=True, slots=True)
-class _Archive:
+class Manifest:
     table: str
     partition: str
     starts: dt.datetime
     ends: dt.datetime
-    path: Path
+    row_count: int
+    archive: str
+    archive_sha256: str
+    archive_bytes: int
+    created_at: dt.datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "partition": self.partition,
+            "bounds": {"from": self.starts.isoformat(), "to": self.ends.isoformat()},
+            "row_count": self.row_count,
+            "archive": self.archive,
+            "archive_sha256": self.archive_sha256,
+            "archive_bytes": self.archive_bytes,
+            "format": ARCHIVE_FORMAT,
+            "created_at": self.created_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, document: Any) -> Manifest:
+        """The manifest, each member checked: raises ArchiveVerificationError. Its archive must be
+        `<partition>.jsonl.gz` beside it, so a manifest cannot send a reader elsewhere."""
+        try:
+            manifest = cls(
+                table=document["table"],
+                partition=document["partition"],
+                starts=timestamp_parse(document["bounds"]["from"]),
+                ends=timestamp_parse(document["bounds"]["to"]),
+                row_count=document["row_count"],
+                archive=document["archive"],
+                archive_sha256=document["archive_sha256"],
+                archive_bytes=document["archive_bytes"],
+                created_at=timestamp_parse(document["created_at"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ArchiveVerificationError(f"not a manifest: {exc!r}"[:200]) from None
+        if document.get("format") != ARCHIVE_FORMAT:
+            raise ArchiveVerificationError(f"format {ascii(document.get('format'))[:80]} unknown")
+        problem = manifest._problem()
+        if problem is not None:
+            raise ArchiveVerificationError(f"not a manifest: {problem}")
+        return manifest
+
+    def _problem(self) -> str | None:
+        if self.table not in SEALED_TABLES:
+            return "no sealed table"
+        if not isinstance(self.partition, str) or _PARTITION.fullmatch(self.partition) is None:
+            return "no partition name"
+        if self.archive != self.partition + ARCHIVE_SUFFIX:
+            return f"the archive is not {self.partition}{ARCHIVE_SUFFIX}"
+        if not self.starts < self.ends:
+            return "empty or inverted bounds"
+        if not all(type(count) is int and count >= 0 for count in (self.row_count, self.archive_bytes)):
+            return "row_count or archive_bytes is not a count"
+        if not isinstance(self.archive_sha256, str) or _SHA256_HEX.fullmatch(self.archive_sha256) is None:
+            return "archive_sha256 is not a SHA-256 in hex"
+        return None
 
 
-def manifest_problem(manifest: Mapping[str, Any], directory: Path) -> str | None:
-    """Why the archive does not match its manifest (SHA-256, size, lines), or None."""
-    path = directory / manifest["archive"]
-    if not path.is_file():
-        return f"{path.name} is missing"
+def archive_paths(directory: Path, partition: str) -> tuple[Path, Path]:
+    """The archive and the manifest of `partition` in `directory`."""
+    return directory / f"{partition}{ARCHIVE_SUFFIX}", directory / f"{partition}{MANIFEST_SUFFIX}"
+
+
+def manifest_write(path: Path, manifest: Manifest) -> None:
+    atomic_write(path, json.dumps(manifest.as_json(), indent=2).encode() + b"\n")
+
+
+def manifest_read(path: Path) -> Manifest:
+    """Raises ArchiveVerificationError for anything but a manifest of at most MANIFEST_MAX_BYTES."""
+    try:
+        document = json.loads(read_bounded(path, MANIFEST_MAX_BYTES))
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the interpreter allows
+        raise ArchiveVerificationError(f"not a manifest: {str(exc)[:200]}") from None
+    return Manifest.from_json(document)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+class _HashingWriter:
+    """A binary file that hashes and counts what is written through it."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+class ArchiveWriter:
+    """Compresses canonical lines into an archive, hashing and counting the bytes as they are
+    written; `rows`, `sha256` and `size` are final once `archive_writer`'s block has ended."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._hashing = _HashingWriter(file)
+        self._compressed = gzip.GzipFile(filename="", mode="wb", fileobj=self._hashing, mtime=0)  # type: ignore[arg-type]
+        self.rows = 0
+
+    def write_line(self, line: str) -> None:
+        self._compressed.write(line.encode("utf-8") + b"\n")
+        self.rows += 1
+
+    @property
+    def sha256(self) -> str:
+        return self._hashing.sha256.hexdigest()
+
+    @property
+    def size(self) -> int:
+        return self._hashing.size
+
+
+@contextmanager
+def archive_writer(path: Path) -> Iterator[ArchiveWriter]:
+    """An archive at `path`, whole or not at all (`files.atomic_file`)."""
+    with atomic_file(path) as file:
+        writer = ArchiveWriter(file)
+        with writer._compressed:  # its trailer is written before the file is synced and renamed
+            yield writer
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def archive_digest(path: Path) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a file, read a chunk at a time."""
     digest, size = hashlib.sha256(), 0
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    if digest.hexdigest() != manifest["archive_sha256"] or size != manifest["archive_bytes"]:
-        return f"{path.name}: SHA-256 {digest.hexdigest()} ({size} bytes) is not the manifest's"
+    try:
+        with open_regular(path) as file:
+            for chunk in iter(lambda: file.read(_CHUNK), b""):
+                digest.update(chunk)
+                size += len(chunk)
+    except FileRefusedError as exc:
+        raise ArchiveVerificationError(f"{path.name}: {exc}") from None
+    return digest.hexdigest(), size
+
+
+def archive_lines(path: Path) -> Iterator[str]:
+    """The archive's lines, without their newline, each read with a bound (LINE_MAX_BYTES).
+    Raises ArchiveVerificationError for a file that is not whole gzip, a line too long and a
+    line that is not UTF-8."""
+    number = 0
+    try:
+        with open_regular(path) as file, gzip.GzipFile(fileobj=file, mode="rb") as compressed:
+            while line := compressed.readline(LINE_MAX_BYTES + 1):
+                number += 1
+                if len(line) > LINE_MAX_BYTES:
+                    raise ArchiveVerificationError(f"{path.name}: line {number} is longer than {LINE_MAX_BYTES} bytes")
+                yield line.decode().removesuffix("\n")
+    except UnicodeDecodeError:
+        raise ArchiveVerificationError(f"{path.name}: line {number} is not UTF-8") from None
+    except (FileRefusedError, OSError, EOFError, zlib.error) as exc:
+        raise ArchiveVerificationError(f"{path.name}: not a whole gzip file ({exc})") from None
+
+
+def archive_problem(manifest: Manifest, directory: Path) -> str | None:
+    """Why the archive does not match its manifest (SHA-256, size), or None."""
+    path = directory / manifest.archive
+    if not path.exists():
+        return f"{path.name} is missing"
+    try:
+        sha256, size = archive_digest(path)
+    except ArchiveVerificationError as exc:
+        return str(exc)
+    if sha256 != manifest.archive_sha256 or size != manifest.archive_bytes:
+        return f"{path.name}: SHA-256 {sha256} ({size} bytes) is not the manifest's"
     return None
 
 
-def archive_verify(directory: Path, trusted: Mapping[str, Ed25519PublicKey]) -> ArchiveReport:
-    report = ArchiveReport()
-    archives: list[_Archive] = []
-    for manifest_path in sorted(directory.glob(MANIFEST_GLOB)):
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        report.archives += 1
-        problem = manifest_problem(manifest, directory)
-        if problem is not None:
-            report.findings.append(Finding(ARCHIVE_CORRUPT, problem, table=manifest.get("table")))
-            continue
-        archives.append(
-            _Archive(
-                table=manifest["table"],
-                partition=manifest["partition"],
-                starts=timestamp_parse(manifest["bounds"]["from"]),
-                ends=timestamp_parse(manifest["bounds"]["to"]),
-                path=directory / manifest["archive"],
-            )
+def archive_reread(*, path: Path, row_count: int, sha256: str, expected_rows: int) -> None:
+    """Read a written archive back from disk: its SHA-256, every line JSON, as many lines as
+    rows were written and as `expected_rows` says. Raises ArchiveVerificationError."""
+    digest, _ = archive_digest(path)
+    if digest != sha256:
+        raise ArchiveVerificationError(f"{path.name}: SHA-256 {digest} != {sha256}")
+    lines = 0
+    for line in archive_lines(path):
+        try:
+            json.loads(line)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter allows
+            raise ArchiveVerificationError(f"{path.name}: line {lines + 1} is not JSON") from None
+        lines += 1
+    if not lines == row_count == expected_rows:
+        raise ArchiveVerificationError(
+            f"{path.name}: {lines} lines in the archive, {row_count} rows written, {expected_rows} in the partition"
         )
-    files = {}
-    for path in seal_files(directory):
-        copy = seal_file_read(path)
-        files[copy.seal.body["sequence"]] = copy
-    report.seals = len(files)
-    ordered = [files[sequence].seal for sequence in sorted(files)]
-    for seal in ordered:
-        report.findings += seal_check(seal, trusted)
-    report.findings += chain_check(ordered, excerpt=True)
-    report.findings += _coverage(archives, files)
-    _rows_check(archives, files, report)
-    return report
 
 
-def _coverage(archives: list[_Archive], files: Mapping[int, SealFile]) -> list[Finding]:
-    windows = sorted((copy.seal.body["window"]["start"], copy.seal.body["window"]["end"]) for copy in files.values())
-    genesis = next((copy.seal.body for copy in files.values() if copy.seal.body["previous"] == GENESIS_PREVIOUS), None)
-    findings = []
-    months = {(archive.starts, archive.ends) for archive in archives if archive.table != "incident_embeddings"}
-    for starts, ends in sorted(months):
-        position = _iso(starts)
-        if genesis is not None:
-            position = max(position, genesis["window"]["start"])
-        stop = _iso(ends)
-        for start, end in windows:
-            if end <= position:
-                continue
-            if start > position and position < stop:
-                findings.append(Finding(SEAL_MISSING, f"no exported seal covers [{position}, {min(start, stop)})"))
-            position = max(position, end)
-        if position < stop:
-            findings.append(Finding(SEAL_MISSING, f"no exported seal covers [{position}, {stop})"))
-    return findings
-
-
-def _rows_check(archives: list[_Archive], files: Mapping[int, SealFile], report: ArchiveReport) -> None:
-    index = WindowIndex.of_seals(copy.seal for copy in files.values())
-    found: dict[tuple[int, str], Leaves] = {}
-    for archive in archives:
-        for row_id, recorded_at, digest in _archive_rows(archive):
-            report.rows += 1
-            sequence = index.key_of(recorded_at)
-            if sequence is None:
-                report.findings.append(
-                    Finding(
-                        ROW_INSERTED,
-                        f"recorded_at {recorded_at} is in no exported seal's window",
-                        table=archive.table,
-                        row_id=row_id,
-                    )
-                )
-                continue
-            found.setdefault((sequence, archive.table), []).append((row_id, digest))
-    exported = {archive.partition for archive in archives}
-    tables = {archive.table for archive in archives}
-    for sequence in sorted(files):
-        copy = files[sequence]
-        for table in SEALED_TABLES:
-            entry = copy.seal.body["tables"].get(table, {})
-            needed = set(entry.get("partitions", []))
-            if table not in tables or not needed <= exported:
-                if needed & exported:
-                    report.not_checkable += 1
-                continue
-            actual = sorted(found.get((sequence, table), []))
-            sealed_leaves = copy.leaves.get(table) if copy.leaves is not None else None
-            report.findings += leaves_check(seal=copy.seal, table=table, actual=actual, sealed_leaves=sealed_leaves)
-
-
-def _archive_rows(archive: _Archive) -> Iterator[tuple[int, str, bytes]]:
-    """(id, recorded_at, row hash) of each line: the line is the row's canonical form."""
-    with gzip.open(archive.path, "rt", encoding="utf-8", newline="\n") as lines:
-        for line in lines:
-            text = line.removesuffix("\n")
-            row_id, recorded_at = line_identity(text)
-            yield row_id, recorded_at, row_hash(text)
-
-
-_iso = timestamp_canonical
+def manifest_verify(manifest_path: Path) -> Manifest:
+    """Re-check an archive against its manifest; returns the manifest. For operators and tests."""
+    manifest = manifest_read(manifest_path)
+    archive_reread(
+        path=manifest_path.parent / manifest.archive,
+        row_count=manifest.row_count,
+        sha256=manifest.archive_sha256,
+        expected_rows=manifest.row_count,
+    )
+    return manifest

@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 
 FORM_VERSION = 1
 
@@ -128,6 +129,8 @@ _VECTORS = frozenset({"embedding"})
 #: The canonical timestamp: to_char's pattern, and strftime's for the same text.
 TIMESTAMP_SQL = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+#: The same text as a pattern: fixed width, so canonical timestamps compare as strings.
+TIMESTAMP_PATTERN = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
 def canonical_sql(table: str, alias: str = "p") -> str:
@@ -154,11 +157,18 @@ def row_hash(line: str) -> bytes:
 
 
 def line_identity(line: str) -> tuple[int, str]:
-    """(id, recorded_at) of a canonical line: which row it is and which window holds it."""
-    row = json.loads(line)
-    if row.get("form") != FORM_VERSION:
+    """(id, recorded_at) of a canonical line: which row it is and which window holds it.
+    Raises FormError for anything else, whatever the line holds."""
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter allows
+        raise FormError(f"not a JSON line: {line[:80]!r}") from None
+    if not isinstance(row, dict) or row.get("form") != FORM_VERSION:
         raise FormError(f"not a canonical form {FORM_VERSION} line: {line[:80]!r}")
-    return int(row["id"]), str(row[WINDOW_COLUMN])
+    row_id, recorded_at = row.get("id"), row.get(WINDOW_COLUMN)
+    if type(row_id) is not int or not isinstance(recorded_at, str) or not TIMESTAMP_PATTERN.fullmatch(recorded_at):
+        raise FormError(f"a line without an id and a canonical {WINDOW_COLUMN}: {line[:80]!r}")
+    return row_id, recorded_at
 
 
 def timestamp_canonical(moment: dt.datetime) -> str:

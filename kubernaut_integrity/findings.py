@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kubernaut_integrity.canonical import FORM_VERSION
 from kubernaut_integrity.merkle import merkle_root
-from kubernaut_integrity.seals import GENESIS_PREVIOUS, SEAL_FORMAT, Leaves, Seal
+from kubernaut_integrity.seals import GENESIS_PREVIOUS, Leaves, MalformedSealError, Seal, body_parse
 
 #: Every kind of finding, as reported (`--json` and the metric's docs use these names).
 ROW_MODIFIED = "row_modified"
@@ -55,25 +54,44 @@ class Finding:
         return f"{self.kind}: {where}: {self.detail}" if where else f"{self.kind}: {self.detail}"
 
 
-def seal_check(seal: Seal, trusted: Mapping[str, Ed25519PublicKey]) -> list[Finding]:
-    """The seal on its own: well-formed, of a known format, signed by a trusted key."""
-    try:
-        body = seal.body
-        sequence = int(body["sequence"])
-        if not {"window", "tables", "previous"} <= body.keys() or not {"start", "end"} <= body["window"].keys():
-            raise KeyError("window, tables or previous")
-    except (ValueError, KeyError, TypeError) as exc:
-        return [Finding(SEAL_MALFORMED, f"unreadable seal body: {exc!r}")]
-    findings = []
-    if body.get("format") != SEAL_FORMAT or body.get("form") != FORM_VERSION:
-        findings.append(
-            Finding(SEAL_MALFORMED, f"format {body.get('format')} form {body.get('form')} unknown", seal=sequence)
-        )
-    problem = seal.signature_check(trusted)
-    if problem is not None:
-        kind = SEAL_UNKNOWN_KEY if problem.startswith("signed with unknown key") else SEAL_BAD_SIGNATURE
-        findings.append(Finding(kind, problem, seal=sequence))
-    return findings
+@dataclass
+class Report:
+    """What a verification found and how much it covered; clean when it found nothing."""
+
+    findings: list[Finding] = field(default_factory=list)
+    seals: int = 0
+    rows: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def as_json(self) -> dict[str, Any]:
+        return {"clean": self.clean, **self.coverage(), "findings": [finding.as_json() for finding in self.findings]}
+
+    def coverage(self) -> dict[str, Any]:
+        """What was checked, in the order `as_json` prints it."""
+        return {"seals": self.seals, "rows": self.rows}
+
+
+def seals_check(seals: Iterable[Seal], trusted: Mapping[str, Ed25519PublicKey]) -> tuple[list[Seal], list[Finding]]:
+    """Each seal on its own: well-formed, of a known format, signed by a trusted key. Returns the
+    well-formed seals, the only ones the chain, coverage and row checks may read, and the
+    findings."""
+    checked: list[Seal] = []
+    findings: list[Finding] = []
+    for seal in seals:
+        try:
+            sequence = body_parse(seal.body_bytes)["sequence"]
+        except MalformedSealError as exc:
+            findings.append(Finding(SEAL_MALFORMED, str(exc), seal=exc.sequence))
+            continue
+        checked.append(seal)
+        problem = seal.signature_check(trusted)
+        if problem is not None:
+            kind = SEAL_UNKNOWN_KEY if problem.startswith("signed with unknown key") else SEAL_BAD_SIGNATURE
+            findings.append(Finding(kind, problem, seal=sequence))
+    return checked, findings
 
 
 def chain_check(seals: Sequence[Seal], *, before: Seal | None = None, excerpt: bool = False) -> list[Finding]:
@@ -146,14 +164,17 @@ def chain_check(seals: Sequence[Seal], *, before: Seal | None = None, excerpt: b
 
 def leaves_check(*, seal: Seal, table: str, actual: Leaves, sealed_leaves: Leaves | None) -> list[Finding]:
     """A table's rows in a seal's window against the seal; names each differing row when the
-    seal file's leaves rebuild the signed root."""
+    seal file's leaves rebuild the signed root, and reports leaves that do not."""
     body = seal.body
     sequence = body["sequence"]
-    entry = body["tables"].get(table)
-    if entry is None:
-        return [Finding(SEAL_MALFORMED, f"no entry for {table}", table=table, seal=sequence)]
+    entry = body["tables"][table]
     root = merkle_root([digest for _, digest in actual]).hex()
     if len(actual) == entry["count"] and root == entry["root"]:
+        if sealed_leaves is not None and sealed_leaves != actual:
+            # Other leaves than these rows cannot rebuild the same root: they are junk.
+            return [
+                Finding(SEAL_MALFORMED, "the seal file's leaves do not rebuild its root", table=table, seal=sequence)
+            ]
         return []
     if sealed_leaves is None or merkle_root([digest for _, digest in sealed_leaves]).hex() != entry["root"]:
         return [

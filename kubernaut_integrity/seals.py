@@ -1,8 +1,9 @@
 """The seal: one window of `recorded_at`, its rows' Merkle roots, chained and Ed25519-signed.
 
-A seal's body is a JSON object written in the canonical JSON of `canonical.py` (sorted keys,
-no whitespace, UTF-8); its signature is Ed25519 over exactly those bytes, and its hash (what
-the next seal names as `previous`) is SHA-256 of those bytes.
+A seal's body is a JSON object serialized once, by `seal_make`, as sorted keys without
+whitespace in UTF-8 (not the PostgreSQL-written row form of `canonical.py`); those exact bytes
+are kept, the signature is Ed25519 over them, and the seal's hash (what the next seal names as
+`previous`) is their SHA-256.
 
     {"format": "kubernaut-audit-seal/1", "form": 1, "sequence": 42,
      "window": {"start": "...Z", "end": "...Z"},
@@ -15,91 +16,45 @@ the seal's `root` is the Merkle root of the table roots in the order of `SEALED_
 `partitions` names the monthly partitions those rows were in, so an export can tell which
 archives a table's part of a seal needs. The first seal's `previous` is 64 zeros.
 
-A seal file (`seal-<sequence, 12 digits>.json`) holds the body, the signature (base64) and
-the leaves — every row's id and hash, per table — which are not signed themselves but must
-rebuild the signed roots; with them a verifier names the exact rows that changed.
+The seal's copy outside the database, with the leaves that name changed rows, is a seal file
+(`seal_files.py`).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
-import os
+import re
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kubernaut_integrity.canonical import FORM_VERSION, SEALED_TABLES
+from kubernaut_integrity.canonical import FORM_VERSION, SEALED_TABLES, TIMESTAMP_PATTERN
+from kubernaut_integrity.keys import key_id
 from kubernaut_integrity.merkle import merkle_root
 
 SEAL_FORMAT = "kubernaut-audit-seal/1"
 GENESIS_PREVIOUS = "0" * 64
+#: The largest seal body. Its fixed members take about 1 KiB, and each monthly partition its
+#: rows were in adds a name of about 30 bytes: 64 KiB holds some 2,000 names, a first seal over
+#: more than 30 years of all five tables. `seal_make` refuses a larger body, so every honest
+#: body fits, and a verifier may refuse a larger one unread.
+BODY_MAX_BYTES = 64 * 1024
 _LEAF = struct.Struct(">q32s")
+LEAF_BYTES = _LEAF.size
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_KEY_ID = re.compile(r"ed25519:[0-9a-f]{64}")
 
 
-def canonical_json(value: Any) -> bytes:
+def seal_body_json(value: Any) -> bytes:
+    """A seal body's exact bytes: sorted keys, no whitespace, UTF-8."""
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-
-
-# --- keys ----------------------------------------------------------------------------------
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """`ed25519:` + SHA-256 of the raw 32-byte public key, hex: names the key in every seal."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "ed25519:" + hashlib.sha256(raw).hexdigest()
-
-
-def private_key_load(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
-    return key
-
-
-def public_keys_load(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
-    """The trusted keys by key id, from PEM files (a public key, or a private key's public half)."""
-    keys: dict[str, Ed25519PublicKey] = {}
-    for path in paths:
-        data = path.read_bytes()
-        public: Any
-        if b"PRIVATE KEY" in data:
-            public = serialization.load_pem_private_key(data, password=None).public_key()
-        else:
-            public = serialization.load_pem_public_key(data)
-        if not isinstance(public, Ed25519PublicKey):
-            raise ValueError(f"{path} is not an Ed25519 key")
-        keys[key_id(public)] = public
-    return keys
-
-
-def key_pair_write(directory: Path) -> tuple[Path, Path, str]:
-    """A new key pair as `seal-signing-key.pem` (mode 0600) and `seal-public-key.pem`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    private = Ed25519PrivateKey.generate()
-    private_path, public_path = directory / "seal-signing-key.pem", directory / "seal-public-key.pem"
-    for path in (private_path, public_path):
-        if path.exists():
-            raise FileExistsError(f"{path} exists: refusing to overwrite a key")
-    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(
-            private.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-    public = private.public_key()
-    public_path.write_bytes(
-        public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    return private_path, public_path, key_id(public)
 
 
 # --- leaves ----------------------------------------------------------------------------------
@@ -113,7 +68,14 @@ def leaves_pack(leaves: Leaves) -> str:
 
 
 def leaves_unpack(text: str) -> Leaves:
-    return [(row_id, digest) for row_id, digest in _LEAF.iter_unpack(base64.b64decode(text))]
+    """Raises ValueError for anything but base64 of whole leaves."""
+    try:
+        packed = base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"not base64: {exc}") from None
+    if len(packed) % LEAF_BYTES:
+        raise ValueError(f"{len(packed)} bytes are not whole leaves of {LEAF_BYTES}")
+    return [(row_id, digest) for row_id, digest in _LEAF.iter_unpack(packed)]
 
 
 def table_entry(leaves: Leaves, partitions: Iterable[str]) -> dict[str, Any]:
@@ -129,6 +91,87 @@ def seal_root(tables: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 # --- seals -------------------------------------------------------------------------------------
+
+
+class MalformedSealError(ValueError):
+    """A seal body that is not one of this format: none of its members can be relied on."""
+
+    def __init__(self, problem: str, sequence: int | None = None) -> None:
+        super().__init__(problem)
+        self.sequence = sequence
+
+
+def body_parse(body_bytes: bytes) -> dict[str, Any]:
+    """The seal body, checked member by member before anything reads one: bodies come from
+    files and tables that someone else may have written. Raises MalformedSealError."""
+    if len(body_bytes) > BODY_MAX_BYTES:
+        raise MalformedSealError(f"a body of {len(body_bytes)} bytes, more than {BODY_MAX_BYTES}")
+    try:
+        body = json.loads(body_bytes)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the interpreter allows
+        raise MalformedSealError(f"unreadable seal body: {_brief(exc)}") from None
+    if not isinstance(body, dict):
+        raise MalformedSealError("unreadable seal body: not a JSON object")
+    sequence = body.get("sequence")
+    if type(sequence) is not int or sequence < 1:
+        raise MalformedSealError(f"unreadable seal body: sequence {_brief(sequence)}")
+    if body.get("format") != SEAL_FORMAT or body.get("form") != FORM_VERSION:
+        raise MalformedSealError(
+            f"format {_brief(body.get('format'))} form {_brief(body.get('form'))} unknown", sequence
+        )
+    problem = _members_problem(body)
+    if problem is not None:
+        raise MalformedSealError(problem, sequence)
+    return body
+
+
+def well_formed(seal: Seal) -> bool:
+    try:
+        body_parse(seal.body_bytes)
+    except MalformedSealError:
+        return False
+    return True
+
+
+def _members_problem(body: dict[str, Any]) -> str | None:
+    window = body.get("window")
+    if not isinstance(window, dict) or not all(_is_timestamp(window.get(end)) for end in ("start", "end")):
+        return "the window is not two canonical timestamps"
+    tables = body.get("tables")
+    if not isinstance(tables, dict) or set(tables) != set(SEALED_TABLES):
+        return f"the tables are not {', '.join(SEALED_TABLES)}"
+    for table, entry in tables.items():
+        if not (
+            isinstance(entry, dict)
+            and type(entry.get("count")) is int
+            and entry["count"] >= 0
+            and _is_sha256(entry.get("root"))
+            and isinstance(entry.get("partitions"), list)
+            and all(isinstance(name, str) for name in entry["partitions"])
+        ):
+            return f"{table} is not a count, a root and partitions"
+    for member in ("root", "previous"):
+        if not _is_sha256(body.get(member)):
+            return f"{member} is not a SHA-256 in hex"
+    if not isinstance(body.get("key_id"), str) or _KEY_ID.fullmatch(body["key_id"]) is None:
+        return "key_id is not ed25519:<SHA-256 in hex>"
+    if not _is_timestamp(body.get("sealed_at")):
+        return "sealed_at is not a canonical timestamp"
+    return None
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
+
+
+def _is_timestamp(value: Any) -> bool:
+    return isinstance(value, str) and TIMESTAMP_PATTERN.fullmatch(value) is not None
+
+
+def _brief(value: Any) -> str:
+    """A value from a body someone else may have written, short and printable in a finding."""
+    text = "".join(character if character.isprintable() else ascii(character)[1:-1] for character in str(value)[:80])
+    return text if len(str(value)) <= 80 else text + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,46 +227,7 @@ def seal_make(
         "key_id": key_id(private_key.public_key()),
         "sealed_at": sealed_at,
     }
-    body_bytes = canonical_json(body)
+    body_bytes = seal_body_json(body)
+    if len(body_bytes) > BODY_MAX_BYTES:
+        raise ValueError(f"a seal body of {len(body_bytes)} bytes: more than {BODY_MAX_BYTES}, which verifiers refuse")
     return Seal(body_bytes=body_bytes, signature=private_key.sign(body_bytes))
-
-
-def seal_file_name(sequence: int) -> str:
-    return f"seal-{sequence:012d}.json"
-
-
-def seal_file_write(directory: Path, seal: Seal, leaves: Mapping[str, Leaves] | None) -> Path:
-    """Write the seal file atomically (temporary file, fsync, rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    document: dict[str, Any] = {
-        "body": seal.body_bytes.decode(),
-        "signature": base64.b64encode(seal.signature).decode(),
-    }
-    if leaves is not None:
-        document["leaves"] = {table: leaves_pack(leaves.get(table, [])) for table in SEALED_TABLES}
-    path = directory / seal_file_name(seal.body["sequence"])
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as file:
-        file.write(json.dumps(document, indent=1).encode() + b"\n")
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
-    return path
-
-
-@dataclass(frozen=True, slots=True)
-class SealFile:
-    seal: Seal
-    leaves: dict[str, Leaves] | None
-
-
-def seal_file_read(path: Path) -> SealFile:
-    document = json.loads(path.read_text(encoding="utf-8"))
-    seal = Seal(body_bytes=document["body"].encode(), signature=base64.b64decode(document["signature"]))
-    packed = document.get("leaves")
-    leaves = {table: leaves_unpack(text) for table, text in packed.items()} if packed is not None else None
-    return SealFile(seal=seal, leaves=leaves)
-
-
-def seal_files(directory: Path) -> list[Path]:
-    return sorted(directory.glob("seal-*.json")) if directory.is_dir() else []

@@ -1,22 +1,26 @@
-"""Shared pieces of the sealing tests: keys, sealing "later", tampering as the superuser."""
+"""Shared pieces of the sealing tests and benchmarks: keys, sealing "later", tampering as the
+superuser, a scratch database emptied for a benchmark."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
 from audit.integrity.sealing import seal_pending
-from kubernaut_integrity.seals import key_pair_write, private_key_load
+from kubernaut_integrity.keys import key_pair_write, private_key_load
+from kubernaut_storage.database.partitioning import partitions_ensure
 
 WINDOW_SECONDS = 1
 
@@ -65,3 +69,19 @@ def triggers_bypassed() -> Iterator[Any]:
             yield cursor
         finally:
             cursor.execute("SET session_replication_role = origin")
+
+
+def scratch_database_emptied(*, now: dt.datetime) -> None:
+    """Migrate a benchmark's database, make its partitions up to next month and empty the sealed
+    tables and the seals. Exits unless the database's name ends in `_bench`: a benchmark never
+    empties the test database, nor production."""
+    name = settings.DATABASES["default"]["NAME"]
+    if not str(name).endswith("_bench"):
+        sys.exit(f"refusing to empty {name!r}: set EMBEDDED_POSTGRES_DATABASE to a scratch *_bench database")
+    call_command("migrate", verbosity=0)
+    partitions_ensure(now=now, months_ahead=1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE audit_seals, audit_remediation, audit_aianalysis, audit_workflow, audit_execution,"
+            " incident_embeddings"
+        )

@@ -25,15 +25,13 @@ from audit.admin.display import (
 )
 from audit.admin.seals import covering_seal_html
 from audit.admin.support import ReadOnlyAdmin, choices_filter, exact_value_filter
-from audit.api.serializers import TARGET_TYPES
+from audit.choices import SIGNAL_TYPES, TARGET_TYPES
 from audit.models import AIAnalysisAudit, AuditRecord, ExecutionAudit, RemediationAudit, WorkflowAudit
 
 admin.site.site_header = "Kubernaut audit trail"
 admin.site.site_title = "Kubernaut audit trail"
 admin.site.index_title = "Audit records (read-only)"
 admin.site.site_url = None  # no public site to "view": the service has only an API
-
-SIGNAL_TYPES = ["prometheus", "kubernetes-event"]
 
 NamespaceFilter = exact_value_filter("namespace", "namespace")
 

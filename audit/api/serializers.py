@@ -1,4 +1,4 @@
-"""Validation of the four audit bodies Serializers validate; they never write.
+"""Validation of the four audit bodies. Serializers validate; they never write.
 
 JSON keys are camelCase; the serializers declare snake_case fields and translate at the edge,
 so the rest of the code speaks Python and every error names the field as the caller sent it.
@@ -34,26 +34,11 @@ from audit.api.fields import (
     dns_subdomain_field,
     kubernetes_labels_field,
 )
-from audit.models import AuditKind, Phase
+from audit.choices import SIGNAL_TYPES, TARGET_TYPES, AuditKind, Phase
 from kubernaut_storage.http.errors import unknown_fields_error
 
 #: How far in the future `createdAt` may lie: clocks of controllers and of this service drift.
 CREATED_AT_MAX_SKEW = dt.timedelta(minutes=5)
-
-TARGET_TYPES = [
-    "deployment",
-    "statefulset",
-    "daemonset",
-    "replicaset",
-    "pod",
-    "node",
-    "job",
-    "cronjob",
-    "horizontalpodautoscaler",
-    "persistentvolumeclaim",
-    "service",
-    "configmap",
-]
 
 _CORRELATION_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._:-]{{0,{limits.CORRELATION_ID_LENGTH - 1}}}$")
 _PROVIDER_ID = re.compile(rf"^[a-z0-9][a-z0-9._-]{{0,{limits.PROVIDER_ID_LENGTH - 1}}}$")
@@ -188,7 +173,7 @@ class AuditRecordSerializer(CamelCaseSerializer):
 class RemediationAuditSerializer(AuditRecordSerializer):
     kind = AuditKind.REMEDIATION
 
-    signal_type = StrictChoiceField(choices=["prometheus", "kubernetes-event"])
+    signal_type = StrictChoiceField(choices=SIGNAL_TYPES)
     signal_name = StrictCharField(max_length=limits.NAME_TEXT_LENGTH)
     signal_namespace = dns_label_field()
     target_type = StrictChoiceField(choices=TARGET_TYPES)
@@ -210,7 +195,7 @@ class AIAnalysisAuditSerializer(AuditRecordSerializer):
     kind = AuditKind.AI_ANALYSIS
 
     remediation_request_ref = dns_subdomain_field()
-    signal_type = StrictChoiceField(choices=["prometheus", "kubernetes-event"], required=False)
+    signal_type = StrictChoiceField(choices=SIGNAL_TYPES, required=False)
     signal_context = BoundedJSONObjectField(
         required=False,
         max_depth=limits.SIGNAL_CONTEXT_MAX_DEPTH,

@@ -20,6 +20,7 @@ from django.db import connection
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from audit.integrity.stored_seals import LAST_SEAL_SQL
 from kubernaut_integrity.canonical import SEALED_TABLES, WINDOW_COLUMN
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 _EARLIEST = " UNION ALL ".join(f"(SELECT min({WINDOW_COLUMN}) FROM {table})" for table in SEALED_TABLES)  # noqa: S608
 STATE_SQL = (
     "SELECT statement_timestamp(),"  # noqa: S608
-    " (SELECT window_end FROM audit_seals ORDER BY sequence DESC LIMIT 1),"
+    f" (SELECT window_end FROM ({LAST_SEAL_SQL}) AS last_seal),"
     f" (SELECT min(m) FROM ({_EARLIEST}) AS mins(m)),"
     " v.finished_at, v.passed, v.findings"
     " FROM (SELECT 1) AS one LEFT JOIN LATERAL"

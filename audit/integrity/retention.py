@@ -6,9 +6,9 @@ deletes rows: it removes whole monthly partitions, of the four audit tables and 
 
 1. lock the partition against writes (SHARE: readers go on; only a late embedding backfill
    into that month would wait) and read it in id order through a server-side cursor;
-2. write `<partition>.jsonl.gz` (one JSON object per row: the row's canonical form, exactly
-   the bytes its seal hashed; docs/INTEGRITY.md), hashing the compressed bytes as they are
-   written;
+2. stream its rows' canonical lines into `<partition>.jsonl.gz` (the archive format is
+   `kubernaut_integrity.archive`'s: exactly the bytes each row's seal hashed), hashing the
+   compressed bytes as they are written;
 3. verify: re-read the file, check its SHA-256, decompress and parse every line, and compare
    the count with `count(*)` of the still-locked partition;
 4. write `<partition>.manifest.json` (table, partition, bounds, row count, SHA-256, created at)
@@ -25,23 +25,22 @@ before the current UTC month, so the current month and newer are never touched.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import hashlib
-import json
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Q
 from psycopg import sql
 
 from audit.integrity.sealed_rows import canonical_settings
-from audit.integrity.sealing import seals_export
-from audit.models import AuditKind
+from audit.integrity.stored_seals import signed_seal
+from audit.models import AuditKind, AuditSeal
 from embeddings.models import EmbeddingBacklog
+from kubernaut_integrity.archive import Manifest, archive_paths, archive_reread, archive_writer, manifest_write
 from kubernaut_integrity.canonical import canonical_sql
+from kubernaut_integrity.files import atomic_copy
+from kubernaut_integrity.seal_files import seal_file_name, seal_file_write
 from kubernaut_storage.database.partitioning import (
     Partition,
     PartitionStats,
@@ -51,41 +50,10 @@ from kubernaut_storage.database.partitioning import (
     partitions_list,
 )
 
-ARCHIVE_FORMAT = "jsonl+gzip"
 #: Rows fetched per round trip from the server-side cursor.
 FETCH_ROWS = 2000
 #: The audit table of each audit kind, to clear that month's embedding backlog.
 _KIND_OF_TABLE = {f"audit_{kind.value}": kind for kind in AuditKind}
-
-
-class ArchiveVerificationError(Exception):
-    """The archive on disk does not match what was read: nothing is dropped."""
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    table: str
-    partition: str
-    starts: dt.datetime
-    ends: dt.datetime
-    row_count: int
-    archive: str
-    archive_sha256: str
-    archive_bytes: int
-    created_at: dt.datetime
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "table": self.table,
-            "partition": self.partition,
-            "bounds": {"from": self.starts.isoformat(), "to": self.ends.isoformat()},
-            "row_count": self.row_count,
-            "archive": self.archive,
-            "archive_sha256": self.archive_sha256,
-            "archive_bytes": self.archive_bytes,
-            "format": ARCHIVE_FORMAT,
-            "created_at": self.created_at.isoformat(),
-        }
 
 
 def retention_cutoff(*, now: dt.datetime, older_than_months: int) -> dt.datetime:
@@ -101,13 +69,6 @@ def expired_partitions(*, now: dt.datetime, older_than_months: int) -> list[Part
         stats for table in partitioned_tables() for stats in partitions_list(table) if stats.partition.ends <= cutoff
     ]
     return sorted(expired, key=lambda stats: (stats.partition.starts, stats.partition.table))
-
-
-MANIFEST_SUFFIX = ".manifest.json"
-
-
-def archive_paths(archive_dir: Path, partition: Partition) -> tuple[Path, Path]:
-    return archive_dir / f"{partition.name}.jsonl.gz", archive_dir / f"{partition.name}{MANIFEST_SUFFIX}"
 
 
 def partition_retire(
@@ -127,7 +88,7 @@ def partition_retire(
     if partition.ends > month_start(now):
         raise ValueError(f"{partition.name} is not entirely in the past: refusing to drop it")
     archive_dir.mkdir(parents=True, exist_ok=True)
-    archive_path, manifest_path = archive_paths(archive_dir, partition)
+    archive_path, manifest_path = archive_paths(archive_dir, partition.name)
     with transaction.atomic(), connection.cursor() as cursor:
         # Bounded waits: DETACH needs an exclusive lock on the parent, which queues the write
         # path behind it; better to fail and retry later than to stall writes.
@@ -136,7 +97,7 @@ def partition_retire(
         row_count, sha256, size = _archive_write(partition=partition, path=archive_path, on_rows=on_rows)
         cursor.execute(_sql("SELECT count(*) FROM {}", partition.name, cursor=cursor))
         in_database = cursor.fetchone()[0]
-        _archive_verify(path=archive_path, row_count=row_count, sha256=sha256, expected_rows=in_database)
+        archive_reread(path=archive_path, row_count=row_count, sha256=sha256, expected_rows=in_database)
         manifest = Manifest(
             table=partition.table,
             partition=partition.name,
@@ -148,7 +109,7 @@ def partition_retire(
             archive_bytes=size,
             created_at=now,
         )
-        _write_atomically(manifest_path, json.dumps(manifest.as_json(), indent=2).encode() + b"\n")
+        manifest_write(manifest_path, manifest)
         seals_export(partition=partition, directory=archive_dir, seal_dir=seal_dir)
         cursor.execute(_sql("ALTER TABLE {} DETACH PARTITION {}", partition.table, partition.name, cursor=cursor))
         cursor.execute(_sql("DROP TABLE {}", partition.name, cursor=cursor))
@@ -160,17 +121,24 @@ def partition_retire(
     return manifest
 
 
-def manifest_verify(manifest_path: Path) -> dict[str, Any]:
-    """Re-check an archive against its manifest; returns the manifest. For operators and tests."""
-    manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-    archive = manifest_path.parent / manifest["archive"]
-    _archive_verify(
-        path=archive,
-        row_count=manifest["row_count"],
-        sha256=manifest["archive_sha256"],
-        expected_rows=manifest["row_count"],
-    )
-    return manifest
+def seals_export(*, partition: Partition, directory: Path, seal_dir: Path) -> int:
+    """Write beside an archive every seal covering rows of `partition`: the seals whose window
+    overlaps its bounds, and those naming it (embeddings stored after their month). The copy in
+    `seal_dir` is taken when there is one (it carries the leaves that name changed rows)."""
+    covering = AuditSeal.objects.filter(
+        Q(window_start__lt=partition.ends, window_end__gt=partition.starts)
+        | Q(window_end__gt=partition.starts, body__contains=f'"{partition.name}"')
+    ).only("sequence", "body", "signature")
+    written = 0
+    for stored in covering.iterator():
+        name = seal_file_name(stored.sequence)
+        anchored = seal_dir / name
+        if anchored.is_file():
+            atomic_copy(anchored, directory / name)
+        else:
+            seal_file_write(directory, signed_seal(stored), None)
+        written += 1
+    return written
 
 
 def _sql(template: str, *identifiers: str, cursor: Any) -> str:
@@ -178,84 +146,27 @@ def _sql(template: str, *identifiers: str, cursor: Any) -> str:
     return composed.as_string(cursor.cursor.connection)
 
 
-class _HashingWriter:
-    """A binary file that hashes and counts what is written through it."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self.file = file
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self.file.write(data)
-
-    def flush(self) -> None:
-        self.file.flush()
-
-
 def _archive_write(*, partition: Partition, path: Path, on_rows: Callable[[int], None] | None) -> tuple[int, str, int]:
-    """Stream the partition into a gzip JSON Lines file; return (rows, SHA-256, bytes)."""
-    # Each line is the row's canonical form (docs/INTEGRITY.md): the bytes its seal hashed.
+    """Stream the partition's canonical lines into its archive; return (rows, SHA-256, bytes)."""
     query = sql.SQL("SELECT {} FROM {} AS p ORDER BY p.id").format(
         sql.SQL(canonical_sql(partition.table)),  # type: ignore[arg-type]
         sql.Identifier(partition.name),
     )
-    temporary = path.with_name(path.name + ".tmp")
-    rows = 0
     connection.ensure_connection()
     raw = connection.connection
     assert raw is not None
     with raw.cursor() as settings_cursor:
         canonical_settings(settings_cursor)
-    with temporary.open("wb") as file:
-        hashing = _HashingWriter(file)
-        # mtime=0 and no file name in the header: the same rows always give the same bytes.
-        with (
-            gzip.GzipFile(filename="", mode="wb", fileobj=hashing, mtime=0) as compressed,  # type: ignore[arg-type]
-            raw.cursor(name=f"retention_{partition.name}") as server_side,
-        ):
-            server_side.itersize = FETCH_ROWS
-            server_side.execute(query)
-            batch = 0
-            for (line,) in server_side:
-                compressed.write(line.encode("utf-8") + b"\n")
-                rows += 1
-                batch += 1
-                if on_rows is not None and batch == FETCH_ROWS:
-                    on_rows(batch)
-                    batch = 0
-            if on_rows is not None and batch:
+    with archive_writer(path) as archive, raw.cursor(name=f"retention_{partition.name}") as server_side:
+        server_side.itersize = FETCH_ROWS
+        server_side.execute(query)
+        batch = 0
+        for (line,) in server_side:
+            archive.write_line(line)
+            batch += 1
+            if on_rows is not None and batch == FETCH_ROWS:
                 on_rows(batch)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
-    return rows, hashing.sha256.hexdigest(), hashing.size
-
-
-def _archive_verify(*, path: Path, row_count: int, sha256: str, expected_rows: int) -> None:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != sha256:
-        raise ArchiveVerificationError(f"{path.name}: SHA-256 {digest.hexdigest()} != {sha256}")
-    lines = 0
-    with gzip.open(path, "rt", encoding="utf-8") as text:
-        for line in text:
-            json.loads(line)
-            lines += 1
-    if not lines == row_count == expected_rows:
-        raise ArchiveVerificationError(
-            f"{path.name}: {lines} lines in the archive, {row_count} rows written, {expected_rows} in the partition"
-        )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
+                batch = 0
+        if on_rows is not None and batch:
+            on_rows(batch)
+    return archive.rows, archive.sha256, archive.size

@@ -10,20 +10,19 @@ window, so introducing seals on a database with years of rows does not make year
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection, transaction
-from django.db.models import Q
 
 from audit.integrity.sealed_rows import WindowRows, earliest_recorded_at, rows_by_window
+from audit.integrity.stored_seals import last_seal, signed_seal
 from audit.models import AuditSeal
 from kubernaut_integrity.canonical import SEALED_TABLES, timestamp_canonical
 from kubernaut_integrity.findings import WindowIndex
-from kubernaut_integrity.seals import GENESIS_PREVIOUS, Seal, seal_file_name, seal_file_write, seal_make, table_entry
-from kubernaut_storage.database.partitioning import Partition
+from kubernaut_integrity.seal_files import seal_file_write
+from kubernaut_integrity.seals import GENESIS_PREVIOUS, Seal, seal_make, table_entry
 
 #: How many of the most recent windows the first seal leaves to seals of their own.
 GENESIS_WINDOWS = 60
@@ -62,13 +61,13 @@ def seal_pending(
             cursor.execute("SELECT statement_timestamp()")
             now = cursor.fetchone()[0]
         cutoff = window_floor(now - dt.timedelta(seconds=settle_seconds), window_seconds)
-        last = AuditSeal.objects.order_by("-sequence").first()
+        last = last_seal()
         windows = _windows_to_seal(last=last, cutoff=cutoff, window_seconds=window_seconds)
         if not windows:
             return []
         index = WindowIndex((iso(start), iso(end), number) for number, (start, end) in enumerate(windows))
         by_window, _ = rows_by_window(windows=index, start=windows[0][0], end=windows[-1][1])
-        previous = Seal(last.body.encode(), bytes(last.signature)).hash if last is not None else GENESIS_PREVIOUS
+        previous = signed_seal(last).hash if last is not None else GENESIS_PREVIOUS
         sequence = last.sequence if last is not None else 0
         sealed_at = iso(now)
         made: list[tuple[Seal, WindowRows]] = []
@@ -131,23 +130,3 @@ def _windows_to_seal(
         windows.append((start, start + step))
         start += step
     return windows
-
-
-def seals_export(*, partition: Partition, directory: Path, seal_dir: Path) -> int:
-    """Write beside an archive every seal covering rows of `partition`: the seals whose window
-    overlaps its bounds, and those naming it (embeddings stored after their month). The copy in
-    `seal_dir` is taken when there is one (it carries the leaves that name changed rows)."""
-    covering = AuditSeal.objects.filter(
-        Q(window_start__lt=partition.ends, window_end__gt=partition.starts)
-        | Q(window_end__gt=partition.starts, body__contains=f'"{partition.name}"')
-    ).only("sequence", "body", "signature")
-    written = 0
-    for stored in covering.iterator():
-        name = seal_file_name(stored.sequence)
-        anchored = seal_dir / name
-        if anchored.is_file():
-            shutil.copyfile(anchored, directory / name)
-        else:
-            seal_file_write(directory, Seal(stored.body.encode(), bytes(stored.signature)), None)
-        written += 1
-    return written

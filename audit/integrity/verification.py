@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import connection, transaction
 
 from audit.integrity.metrics import seal_lag
-from audit.integrity.retention import MANIFEST_SUFFIX
 from audit.integrity.sealed_rows import WindowRows, earliest_recorded_at, rows_by_window
-from audit.models import AuditSeal
+from audit.integrity.stored_seals import last_seal, seal_before, seals_in_range, signed_seal
+from kubernaut_integrity.archive import archive_paths
 from kubernaut_integrity.canonical import SEALED_TABLES
 from kubernaut_integrity.findings import (
     PARTITION_MISSING,
@@ -25,34 +25,26 @@ from kubernaut_integrity.findings import (
     SEAL_MISSING,
     UNSEALED_LAG,
     Finding,
+    Report,
     WindowIndex,
     chain_check,
     leaves_check,
-    seal_check,
+    seals_check,
 )
-from kubernaut_integrity.seals import Leaves, Seal, SealFile, seal_file_name, seal_file_read, seal_files
+from kubernaut_integrity.seal_files import SealDirectory, SealFile, seal_directory_read, seal_file_name
+from kubernaut_integrity.seals import Leaves, Seal, well_formed
 from kubernaut_storage.database.partitioning import existing_partitions, partitioned_tables
 
 
 @dataclass
-class VerifyReport:
-    findings: list[Finding] = field(default_factory=list)
-    seals: int = 0
-    rows: int = 0
+class VerifyReport(Report):
     seconds: float = 0.0
 
-    @property
-    def clean(self) -> bool:
-        return not self.findings
-
-    def as_json(self) -> dict[str, Any]:
+    def coverage(self) -> dict[str, Any]:
         return {
-            "clean": self.clean,
-            "seals": self.seals,
-            "rows": self.rows,
+            **super().coverage(),
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows / self.seconds) if self.seconds else None,
-            "findings": [finding.as_json() for finding in self.findings],
         }
 
 
@@ -77,19 +69,22 @@ def audit_verify(
             # One snapshot for the seals and the rows: REPEATABLE READ, read-only.
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        stored = _seals_in_range(time_from, time_to)
-        before = _seal_before(stored[0].sequence) if stored else None
-        database = {row.sequence: Seal(row.body.encode(), bytes(row.signature)) for row in stored}
+        stored = list(seals_in_range(time_from, time_to).only("sequence", "body", "signature"))
+        before = seal_before(stored[0].sequence) if stored else None
+        if before is not None and not well_formed(before):
+            before = None  # the chain shows a gap here; the seal's own fault is found with its range
+        database = {row.sequence: signed_seal(row) for row in stored}
         report.seals = len(database)
-        for seal in database.values():
-            report.findings += seal_check(seal, trusted)
-        report.findings += chain_check(list(database.values()), before=before)
-        anchored = _anchored(seal_dir, database, time_from, time_to)
-        reference = _reference_seals(database, anchored, trusted, report.findings)
+        checked, findings = seals_check(database.values(), trusted)
+        report.findings += findings
+        report.findings += chain_check(checked, before=before)
+        anchored = _anchored(seal_dir, database, time_from, time_to, trusted)
+        report.findings += anchored.findings
+        reference = _reference_seals(database, set(checked), anchored, report.findings)
         if reference:
             report.rows = _rows_check(
                 reference=reference,
-                anchored=anchored,
+                anchored=anchored.files,
                 archive_dir=archive_dir,
                 time_from=time_from,
                 time_to=time_to,
@@ -97,9 +92,12 @@ def audit_verify(
                 on_rows=on_rows,
             )
         if time_to is None:
-            last_end = AuditSeal.objects.order_by("-sequence").values_list("window_end", flat=True).first()
+            last = last_seal()
             lag = seal_lag(
-                now=now, last_sealed_end=last_end, earliest=earliest_recorded_at(), window_seconds=window_seconds
+                now=now,
+                last_sealed_end=last.window_end if last is not None else None,
+                earliest=earliest_recorded_at(),
+                window_seconds=window_seconds,
             )
             if lag > max_lag_seconds:
                 report.findings.append(
@@ -109,47 +107,34 @@ def audit_verify(
     return report
 
 
-def _seals_in_range(time_from: dt.datetime | None, time_to: dt.datetime | None) -> list[AuditSeal]:
-    seals = AuditSeal.objects.order_by("sequence")
-    if time_from is not None:
-        seals = seals.filter(window_end__gt=time_from)
-    if time_to is not None:
-        seals = seals.filter(window_start__lt=time_to)
-    return list(seals.only("sequence", "body", "signature"))
-
-
-def _seal_before(sequence: int) -> Seal | None:
-    row = AuditSeal.objects.filter(sequence__lt=sequence).order_by("-sequence").only("body", "signature").first()
-    return Seal(row.body.encode(), bytes(row.signature)) if row is not None else None
-
-
 def _anchored(
-    seal_dir: Path | None, database: Mapping[int, Seal], time_from: dt.datetime | None, time_to: dt.datetime | None
-) -> dict[int, SealFile]:
-    # Without a time range every file counts; with one, those between its first and last seal.
-    """The seal files of the range, by sequence (none without a seal directory)."""
+    seal_dir: Path | None,
+    database: Mapping[int, Seal],
+    time_from: dt.datetime | None,
+    time_to: dt.datetime | None,
+    trusted: Mapping[str, Ed25519PublicKey],
+) -> SealDirectory:
+    """The seal files of the range (none without a seal directory)."""
     if seal_dir is None:
-        return {}
-    files: dict[int, SealFile] = {}
-    ranged = time_from is not None or time_to is not None
+        return SealDirectory()
+    # Without a time range every file counts; with one, those between its first and last seal.
+    if time_from is None and time_to is None:
+        return seal_directory_read(seal_dir, trusted=trusted)
     low, high = min(database, default=0), max(database, default=0)
-    for path in seal_files(seal_dir):
-        sequence = int(path.stem.removeprefix("seal-"))
-        if not ranged or low <= sequence <= high:
-            files[sequence] = seal_file_read(path)
-    return files
+    return seal_directory_read(seal_dir, trusted=trusted, wanted=lambda sequence: low <= sequence <= high)
 
 
 def _reference_seals(
     database: Mapping[int, Seal],
-    anchored: Mapping[int, SealFile],
-    trusted: Mapping[str, Ed25519PublicKey],
+    usable: set[Seal],
+    anchored: SealDirectory,
     findings: list[Finding],
 ) -> dict[int, Seal]:
     """The seal each window's rows are checked against: the copy outside the database when it
-    is validly signed (it survives a rewrite of the database), else the database's."""
-    reference = dict(database)
-    for sequence, copy in anchored.items():
+    is validly signed (it survives a rewrite of the database), else the database's if it is
+    well-formed."""
+    reference = {sequence: seal for sequence, seal in database.items() if seal in usable}
+    for sequence, copy in anchored.files.items():
         stored = database.get(sequence)
         if stored is None:
             findings.append(
@@ -163,10 +148,10 @@ def _reference_seals(
                     SEAL_ANCHOR_MISMATCH, f"differs from {seal_file_name(sequence)} outside the database", seal=sequence
                 )
             )
-        if copy.seal.signature_check(trusted) is None:
+        if copy.signed:
             reference[sequence] = copy.seal
-    if anchored:
-        for sequence in database.keys() - anchored.keys():
+    if anchored.files or anchored.unusable:
+        for sequence in database.keys() - anchored.files.keys() - anchored.unusable:
             findings.append(
                 Finding(SEAL_ANCHOR_MISMATCH, f"no {seal_file_name(sequence)} outside the database", seal=sequence)
             )
@@ -229,4 +214,5 @@ def _rows_check(
 
 
 def _archived(archive_dir: Path, partition: str) -> bool:
-    return (archive_dir / f"{partition}{MANIFEST_SUFFIX}").exists()
+    _, manifest = archive_paths(archive_dir, partition)
+    return manifest.exists()

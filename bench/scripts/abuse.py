@@ -322,6 +322,381 @@ def logins(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# --- Bodies judged before they are read; writers through a token flood; password spraying ---
+
+_CSRF_MADE_UP = "csrftoken=" + "a" * 32  # well-formed, so the CSRF check goes on to read the form
+
+
+@contextlib.contextmanager
+def _rss_peaks(master_pid: int) -> Iterator[dict[int, float]]:
+    """The highest resident memory of each worker while the block runs, sampled every 100 ms."""
+    peaks: dict[int, float] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        for pid, rss in _worker_rss_mb(master_pid).items():
+            peaks[pid] = max(peaks.get(pid, 0.0), rss)
+
+    def run() -> None:
+        while not stop.wait(0.1):
+            sample()
+
+    sample()
+    sampler = threading.Thread(target=run, daemon=True)
+    sampler.start()
+    try:
+        yield peaks
+    finally:
+        stop.set()
+        sampler.join()
+        sample()
+
+
+@contextlib.contextmanager
+def _probing(port: int) -> Iterator[dict[str, Any]]:
+    """/healthz and a valid write, one after the other, on a thread for as long as the block runs."""
+    figures: dict[str, Any] = {"failures": 0}
+    latencies: dict[str, list[float]] = {"healthz": [], "writes": []}
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            for name, call in (
+                ("healthz", lambda: request(port, "GET", "/healthz").status),
+                ("writes", lambda: _write(port)),
+            ):
+                latency, status = _timed(call)
+                latencies[name].append(latency)
+                figures["failures"] += status not in (200, 201)
+
+    prober = threading.Thread(target=run, daemon=True)
+    prober.start()
+    try:
+        yield figures
+    finally:
+        stop.set()
+        prober.join()
+        for name, measured in latencies.items():
+            figures[name] = _percentiles(measured or [0.0])
+
+
+def _body_post(port: int, *, kind: str, path: str, size: int) -> tuple[int, int]:
+    """One body of `size` bytes to `path` with a made-up CSRF cookie: (status or 0, bytes the server took)."""
+    boundary = "kubernaut-abuse-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    filler = b"x" * (1024 * 1024)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    sent = 0
+    status = 0
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Cookie", _CSRF_MADE_UP)
+        if kind == "form":
+            connection.putheader("Content-Type", "application/x-www-form-urlencoded")
+            head, tail = b"username=a&password=", b""
+        else:
+            connection.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
+        if kind == "chunked":
+            connection.putheader("Transfer-Encoding", "chunked")
+        else:
+            connection.putheader("Content-Length", str(len(head) + size + len(tail)))
+        connection.endheaders()
+        with contextlib.suppress(OSError):
+            for piece in (head, *([filler] * (size // len(filler))), filler[: size % len(filler)], tail):
+                if piece:
+                    connection.send(b"%x\r\n%s\r\n" % (len(piece), piece) if kind == "chunked" else piece)
+                    sent += len(piece)
+            if kind == "chunked":
+                connection.send(b"0\r\n\r\n")
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            status = connection.getresponse().status
+    finally:
+        connection.close()
+    return status, sent
+
+
+def bodies(args: argparse.Namespace) -> dict[str, Any]:
+    """`connections` clients post bodies of `megabytes` back to back for `seconds` (at least one
+    each); worker RSS and probes meanwhile."""
+    with serving() as server:
+        _probe(server.port, 3)
+        quiet = _probe(server.port, 5)
+        before = _worker_rss_mb(server.process.pid)
+        size = int(args.megabytes * 1024 * 1024)
+        started = time.monotonic()
+
+        def client(_: int) -> list[tuple[int, int]]:
+            answers = [_body_post(server.port, kind=args.kind, path=args.path, size=size)]
+            while time.monotonic() - started < args.seconds:
+                answers.append(_body_post(server.port, kind=args.kind, path=args.path, size=size))
+            return answers
+
+        with (
+            _rss_peaks(server.process.pid) as peaks,
+            _probing(server.port) as attacked,
+            ThreadPoolExecutor(args.connections) as pool,
+        ):
+            answers = [answer for answers in pool.map(client, range(args.connections)) for answer in answers]
+        elapsed = time.monotonic() - started
+        time.sleep(1)
+        after = _worker_rss_mb(server.process.pid)
+    statuses = [status for status, _ in answers]
+    return {
+        "kind": args.kind,
+        "path": args.path,
+        "bodies": len(answers),
+        "megabytes_each": args.megabytes,
+        "seconds": round(elapsed, 1),
+        "answers": {str(code): statuses.count(code) for code in sorted(set(statuses))},
+        "megabytes_taken_by_server_max": round(max(sent for _, sent in answers) / 2**20, 1),
+        "worker_rss_mb_before": before,
+        "worker_rss_mb_peak": peaks,
+        "worker_rss_mb_after": after,
+        "worker_growth_mb_max": round(max(peaks.get(pid, 0.0) - rss for pid, rss in before.items()), 1),
+        "quiet": quiet,
+        "under_attack": attacked,
+    }
+
+
+def _post_as(connection: http.client.HTTPConnection, token: str, body: dict[str, Any]) -> int:
+    connection.request(
+        "POST",
+        WRITE_PATH,
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    answer = connection.getresponse()
+    answer.read()
+    return answer.status
+
+
+def token_flood(args: argparse.Namespace) -> dict[str, Any]:
+    """A sustained flood of invented JWT-shaped tokens from `attacker_addresses` client addresses;
+    meanwhile `writers` new writers (each its own address) join, and `cached` writers keep
+    writing across their verdicts' expiry (TOKENREVIEW_ACCEPTED_TTL_SECONDS)."""
+    account = "system:serviceaccount:kubernaut-system:gateway"
+    warm_up_token = jwt_shaped("warm-up")
+    cached_tokens = {f"127.0.2.{n + 1}": jwt_shaped(f"cached-{n}") for n in range(args.cached)}
+    writer_tokens = {f"127.0.1.{n + 1}": jwt_shaped(f"new-{n}") for n in range(args.writers)}
+    attackers = [f"127.0.0.{n + 2}" for n in range(args.attacker_addresses)]
+    token_file = REPO / ".data" / "bench-own-token"
+    token_file.write_text("bench-own-token")
+    with FakeTokenReviewServer(caller_token="bench-own-token") as api:
+        for token in (warm_up_token, *cached_tokens.values(), *writer_tokens.values()):
+            api.tokens[token] = (account, [], [])
+        overrides = {
+            "AUTH_MODE": "tokenreview",
+            "TOKENREVIEW_API_URL": api.url,
+            "TOKENREVIEW_TOKEN_FILE": str(token_file),
+            "TOKENREVIEW_ACCEPTED_TTL_SECONDS": str(args.ttl),
+        }
+        with serving(**overrides) as server:
+            port = server.port
+            # Every worker loads its model and fills its pools before anything is measured.
+            for _ in range(24):
+                _write(port, {"Authorization": f"Bearer {warm_up_token}"})
+            stop = threading.Event()
+            flooding = threading.Event()
+            # Each cached writer keeps one connection (one worker, one cache) and writes every 0.2 s.
+            cached_log: dict[str, list[tuple[float, float, int]]] = {address: [] for address in cached_tokens}
+
+            def cached_writer(address: str) -> None:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(address, 0))
+                while not stop.is_set():
+                    at = time.monotonic()
+                    try:
+                        status = _post_as(connection, cached_tokens[address], VALID_BODIES[AuditKind.REMEDIATION]())
+                    except (OSError, http.client.HTTPException):
+                        connection.close()
+                        status = 0
+                    cached_log[address].append((at, (time.monotonic() - at) * 1000, status))
+                    stop.wait(0.2)
+                connection.close()
+
+            healthz: list[tuple[float, float]] = []
+
+            def healthz_prober() -> None:
+                while not stop.wait(0.1):
+                    at = time.monotonic()
+                    latency, _ = _timed(lambda: request(port, "GET", "/healthz").status)
+                    healthz.append((at, latency))
+
+            flood_answers: dict[int, int] = {}
+            flood_lock = threading.Lock()
+
+            def flooder(n: int) -> None:
+                connection = http.client.HTTPConnection(
+                    "127.0.0.1", port, timeout=30, source_address=(attackers[n % len(attackers)], 0)
+                )
+                sent = 0
+                while not stop.is_set():
+                    try:
+                        status = _post_as(connection, jwt_shaped(f"bogus-{n}-{sent}"), {})
+                    except (OSError, http.client.HTTPException):
+                        connection.close()
+                        status = 0
+                    sent += 1
+                    with flood_lock:
+                        flood_answers[status] = flood_answers.get(status, 0) + 1
+                connection.close()
+
+            threads = [threading.Thread(target=cached_writer, args=(a,)) for a in cached_tokens]
+            threads.append(threading.Thread(target=healthz_prober))
+            for thread in threads:
+                thread.start()
+            time.sleep(args.quiet)
+            flood_started = time.monotonic()
+            flooding.set()
+            reviews_before = api.request_count
+            flooders = [threading.Thread(target=flooder, args=(n,)) for n in range(args.connections)]
+            for thread in flooders:
+                thread.start()
+            time.sleep(5)
+
+            def new_writer(address: str) -> int:
+                """Attempts until a 201 (a 503 is retried after its Retry-After); 0 when never."""
+                for attempt in range(1, args.retries + 2):
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(address, 0))
+                    try:
+                        status = _post_as(connection, writer_tokens[address], VALID_BODIES[AuditKind.REMEDIATION]())
+                    except (OSError, http.client.HTTPException):
+                        status = 0
+                    finally:
+                        connection.close()
+                    if status == 201:
+                        return attempt
+                    time.sleep(1.0)
+                return 0
+
+            with ThreadPoolExecutor(args.writers) as pool:
+                futures = []
+                for address in writer_tokens:
+                    futures.append(pool.submit(new_writer, address))
+                    time.sleep(0.3)
+                attempts = [future.result() for future in futures]
+            remaining = args.quiet + args.ttl + 15 - (time.monotonic() - flood_started + args.quiet)
+            time.sleep(max(0.0, remaining))
+            stop.set()
+            for thread in (*threads, *flooders):
+                thread.join()
+            flood_seconds = time.monotonic() - flood_started
+            reviews = api.request_count - reviews_before
+
+    def refused_streak_s(log: list[tuple[float, float, int]]) -> float:
+        longest, since = 0.0, None
+        for at, _, status in log:
+            if status != 201 and since is None:
+                since = at
+            elif status == 201 and since is not None:
+                longest, since = max(longest, at - since), None
+        return round(longest, 1)
+
+    cached_all = [entry for log in cached_log.values() for entry in log]
+    quiet_writes = [latency for at, latency, _ in cached_all if at < flood_started]
+    attacked_writes = [latency for at, latency, _ in cached_all if at >= flood_started]
+    cached_statuses = [status for at, _, status in cached_all if at >= flood_started]
+    flood_total = sum(flood_answers.values())
+    return {
+        "flood": {
+            "connections": args.connections,
+            "addresses": len(attackers),
+            "seconds": round(flood_seconds, 1),
+            "requests_per_second": round(flood_total / flood_seconds),
+            "answers": {str(code): count for code, count in sorted(flood_answers.items())},
+            "reviews": reviews,
+        },
+        "new_writers": {
+            "count": args.writers,
+            "accepted_first_try": attempts.count(1),
+            "attempts_histogram": {str(n): attempts.count(n) for n in sorted(set(attempts))},
+            "refused_after_all_retries": attempts.count(0),
+        },
+        "cached_writers": {
+            "count": args.cached,
+            "accepted_ttl_s": args.ttl,
+            "answers": {str(code): cached_statuses.count(code) for code in sorted(set(cached_statuses))},
+            "longest_refused_streak_s": max(refused_streak_s(log) for log in cached_log.values()),
+        },
+        "quiet": {
+            "healthz": _percentiles([latency for at, latency in healthz if at < flood_started] or [0.0]),
+            "writes": _percentiles(quiet_writes or [0.0]),
+        },
+        "under_attack": {
+            "healthz": _percentiles([latency for at, latency in healthz if at >= flood_started] or [0.0]),
+            "writes": _percentiles(attacked_writes or [0.0]),
+        },
+    }
+
+
+def _sign_in(port: int, username: str, password: str, *, cookies: dict[str, str]) -> int:
+    """The admin's login form as a browser posts it, `cookies` its cookie jar (updated)."""
+
+    def call(method: str, body: bytes | None) -> http.client.HTTPResponse:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        connection.request(method, "/admin/login/?next=/admin/", body=body, headers=headers)
+        answer = connection.getresponse()
+        answer.read()
+        connection.close()
+        for name, value in answer.getheaders():
+            if name.lower() == "set-cookie":
+                key, _, rest = value.partition("=")
+                cookies[key] = rest.split(";", 1)[0]
+        return answer
+
+    if "csrftoken" not in cookies:
+        call("GET", None)
+    form = f"csrfmiddlewaretoken={cookies['csrftoken']}&username={username}&password={password}"
+    return call("POST", form.encode()).status
+
+
+def spray(args: argparse.Namespace) -> dict[str, Any]:
+    """One address tries one common password over `usernames` distinct usernames, `concurrency`
+    at a time; an auditor who signed in from their browser before, and one who never did, then
+    sign in from the same address."""
+    env = _env()
+    with serving() as server:
+        create = (
+            "from django.contrib.auth import get_user_model; U = get_user_model(); "
+            "[U.objects.filter(username=n).exists() or U.objects.create_user(n, password='right-password', "
+            "is_staff=True) for n in ('bench-known', 'bench-new')]"
+        )
+        _manage("shell", "-v", "0", "-c", create, env=env)
+        # The scratch database keeps the last run's failures.
+        python = str(REPO / ".venv" / "bin" / "python")
+        subprocess.run([python, "manage.py", "axes_reset"], cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
+        known_browser: dict[str, str] = {}
+        assert _sign_in(server.port, "bench-known", "right-password", cookies=known_browser) == 302
+        known_browser.pop("sessionid", None)  # signed out; the browser keeps its other cookies
+        quiet = _probe(server.port, 5)
+
+        def attempt(n: int) -> int:
+            return _sign_in(server.port, f"sprayed-{n}", "Winter2025!", cookies={})
+
+        started = time.monotonic()
+        with _probing(server.port) as attacked, ThreadPoolExecutor(args.concurrency) as pool:
+            answers = list(pool.map(attempt, range(args.usernames)))
+        elapsed = time.monotonic() - started
+        known = _sign_in(server.port, "bench-known", "right-password", cookies=known_browser)
+        new = _sign_in(server.port, "bench-new", "right-password", cookies={})
+    return {
+        "usernames": args.usernames,
+        "seconds": round(elapsed, 1),
+        "tries_per_second": round(args.usernames / elapsed, 1),
+        "answers": {str(code): answers.count(code) for code in sorted(set(answers))},
+        "hashed": answers.count(200),
+        "after_the_spray": {"auditor_signed_in_here_before": known, "auditor_new_here": new},
+        "quiet": quiet,
+        "under_attack": attacked,
+    }
+
+
 # --- Attacks on the serving layer: connections that deliver part of a request, or nothing ---
 
 
@@ -617,6 +992,23 @@ def main() -> None:
     command = commands.add_parser("logins")
     command.add_argument("--logins", type=int, default=90)
     command.add_argument("--concurrency", type=int, default=30)
+    command = commands.add_parser("bodies")
+    command.add_argument("--kind", choices=("multipart", "chunked", "form"), default="multipart")
+    command.add_argument("--path", default="/admin/login/")
+    command.add_argument("--megabytes", type=float, default=300)
+    command.add_argument("--connections", type=int, default=4)
+    command.add_argument("--seconds", type=float, default=0)
+    command = commands.add_parser("token-flood")
+    command.add_argument("--connections", type=int, default=80)
+    command.add_argument("--attacker-addresses", type=int, default=1)
+    command.add_argument("--writers", type=int, default=31)
+    command.add_argument("--retries", type=int, default=10)
+    command.add_argument("--cached", type=int, default=8)
+    command.add_argument("--ttl", type=float, default=60)
+    command.add_argument("--quiet", type=float, default=5)
+    command = commands.add_parser("spray")
+    command.add_argument("--usernames", type=int, default=90)
+    command.add_argument("--concurrency", type=int, default=30)
     command = commands.add_parser("connections")
     command.add_argument("--kind", choices=sorted(_ATTACK_PAYLOADS), required=True)
     command.add_argument("--connections", type=int, default=80)
@@ -635,6 +1027,7 @@ def main() -> None:
     command.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     runs = {"slow": slow, "form": form, "tokens": tokens, "logins": logins}
+    runs |= {"bodies": bodies, "token-flood": token_flood, "spray": spray}
     runs |= {"connections": connections, "metrics-idle": metrics_idle, "schema": schema, "unknown-keys": unknown_keys}
     print(json.dumps(runs[args.command](args), indent=2))
 

@@ -37,21 +37,20 @@ import django
 
 django.setup()
 
-from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from kubernaut_integrity.seals import key_pair_write
+from kubernaut_integrity.keys import key_pair_write
 from kubernaut_storage.database.partitioning import (
     add_months,
     month_start,
     partition_create,
     partition_for,
     partitioned_tables,
-    partitions_ensure,
 )
+from testutils.integrity import scratch_database_emptied
 
 PAYLOAD = {
     "name": "rr-payments-oom-7f3c",
@@ -102,20 +101,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000, help="remediation records (each with an embedding)")
     arguments = parser.parse_args()
-    name = settings.DATABASES["default"]["NAME"]
-    if not str(name).endswith("_bench"):
-        sys.exit(f"refusing to empty {name!r}: set EMBEDDED_POSTGRES_DATABASE to a scratch *_bench database")
-    call_command("migrate", verbosity=0)
     now = timezone.now()
+    scratch_database_emptied(now=now)
     month = add_months(month_start(now), -3)
-    partitions_ensure(now=now, months_ahead=1)
     for table in partitioned_tables():
         partition_create(partition_for(table, month))
     with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE audit_seals, audit_remediation, audit_aianalysis, audit_workflow, audit_execution,"
-            " incident_embeddings"
-        )
         cursor.execute("SET kubernaut.audit_max_write_lag = ''")  # these rows are dated in the past on purpose
         started = time.perf_counter()
         cursor.execute(

@@ -87,7 +87,10 @@ SELECT to_regclass('public.audit_remediation') IS NOT NULL AS migrated \gset
   -- Django's own tables for the auditors' read-only admin, for the admin's role only: sign-in
   -- sessions and last_login, and the admin's action log. None of them holds audit data.
   GRANT INSERT, UPDATE, DELETE ON django_session TO :"admin";
-  GRANT UPDATE (last_login) ON auth_user TO :"admin";
+  -- The password: Django rewrites a hash at the first sign-in after its hasher changed (a
+  -- Django upgrade raising PBKDF2's iterations); without it that sign-in fails. It adds no
+  -- reach: the role already reads every table the admin shows.
+  GRANT UPDATE (last_login, password) ON auth_user TO :"admin";
   GRANT INSERT ON django_admin_log TO :"admin";
   -- django-axes: failed sign-ins per (username, address), cleared by a success or the cool-off.
   GRANT INSERT, UPDATE, DELETE ON axes_accessattempt, axes_accessattemptexpiration,

@@ -30,8 +30,8 @@ exception also carries it as ``exc.auth_failure_reason``. Values:
   that is not a well-formed JWT (401, no review)
 * ``"rejected"``    -- the TokenReview API said not authenticated (401)
 * ``"forbidden"``   -- authenticated, but not allowed for this endpoint (403)
-* ``"unavailable"`` -- the TokenReview API could not answer, or this process is at its
-  review budget (503)
+* ``"unavailable"`` -- the TokenReview API could not answer, or the caller's address is at
+  its share of this process's review budget (503)
 """
 
 from __future__ import annotations
@@ -225,7 +225,9 @@ class KubernetesTokenAuthentication(BaseAuthentication):
             raise _fail(AuthenticationFailed("Invalid bearer token format."), request, REASON_MALFORMED)
 
         try:
-            result = get_reviewer().review(token)
+            # The review budget is shared fairly among client addresses: the peer's, which no
+            # header the client writes can change (kubernaut_storage/auth/tokenreview_limits.py).
+            result = get_reviewer().review(token, client=request.META.get("REMOTE_ADDR") or "")
         except TokenReviewThrottled as exc:
             throttled = AuthBackendUnavailable()
             throttled.retry_after = 1  # a budget refills within the second

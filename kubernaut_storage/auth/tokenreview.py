@@ -16,6 +16,12 @@ Design notes:
 * "Could not get an answer" (connect error, timeout, 5xx, our own credentials
   refused, garbage body) raises :class:`TokenReviewUnavailable` and is *not*
   cached, so the HTTP layer can answer 503 instead of wrongly answering 401.
+* An accepted verdict is reviewed again before it expires: the first request in
+  the last quarter of its life starts one review in the background and every
+  request meanwhile is answered from the cached verdict. A writer that keeps
+  writing is never without a verdict; one left to expire would have its next
+  request wait for a share of the review budget, which a flood of invented
+  tokens keeps busy.
 * This module deliberately imports nothing from Django or DRF so it can be used
   and tested without configured settings.
 """
@@ -32,7 +38,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,6 +60,12 @@ OWN_TOKEN_REFRESH_S = 60.0
 # anything bigger is a misbehaving or hostile endpoint.
 MAX_RESPONSE_BYTES = 1 << 20
 
+# An accepted verdict is renewed from this fraction of its TTL on (45 s of 60): a writer
+# writing at least every 15 s never sees it expire, and a renewal that found no budget or no
+# API server is tried again by the next request a second later, for the whole last quarter.
+RENEW_AFTER_FRACTION = 0.75
+RENEW_RETRY_SECONDS = 1.0
+
 
 class TokenReviewError(Exception):
     """Base class for errors raised by this module."""
@@ -71,7 +83,7 @@ class TokenReviewUnavailable(TokenReviewError):  # noqa: N818 - name is part of 
 
 
 class TokenReviewThrottled(TokenReviewUnavailable):
-    """This process is at its review budget (in flight or per second): retry in a second."""
+    """The caller is at its share of this process's review budget (in flight or per second): retry in a second."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +263,8 @@ class ReviewResult:
 class _CacheEntry:
     result: ReviewResult
     expires_at: float
+    # When a request starts renewing it (accepted verdicts only; never for rejected ones).
+    renew_at: float = float("inf")
 
 
 def token_fingerprint(token: str) -> str:
@@ -279,6 +293,8 @@ class TokenReviewer:
         self._lock = threading.Lock()
         # Insertion-ordered so the oldest entry is evicted first when full.
         self._cache: OrderedDict[str, _CacheEntry] = OrderedDict()
+        # Fingerprints whose verdict is being renewed in the background (one review each).
+        self._renewing: set[str] = set()
         self._budget = ReviewBudget(
             max_concurrent=config.max_concurrent, max_per_second=config.max_per_second, clock=clock
         )
@@ -293,44 +309,85 @@ class TokenReviewer:
 
     # -- public API -----------------------------------------------------
 
-    def review(self, token: str) -> ReviewResult:
+    def review(self, token: str, *, client: str = "") -> ReviewResult:
         """Return the verdict for ``token``, from cache when still fresh.
 
-        Raises :class:`TokenReviewUnavailable` when no verdict could be
-        obtained (:class:`TokenReviewThrottled` when this process is at its
-        review budget), and ``ValueError`` for an empty token (the caller should
-        have rejected it as malformed).
+        ``client`` names the caller (its address) whose share of the review budget a
+        review spends. Raises :class:`TokenReviewUnavailable` when no verdict could be
+        obtained (:class:`TokenReviewThrottled` when the client is at its share of this
+        process's review budget), and ``ValueError`` for an empty token (the caller
+        should have rejected it as malformed).
         """
         if not token:
             raise ValueError("empty token")
         key = token_fingerprint(token)
         now = self._clock()
+        renew = False
         with self._lock:
             entry = self._cache.get(key)
             if entry is not None and entry.expires_at > now:
-                return entry.result
-            if entry is not None:
+                renew = entry.renew_at <= now and key not in self._renewing
+                if renew:
+                    self._renewing.add(key)
+            elif entry is not None:
                 del self._cache[key]
+                entry = None
+        if entry is not None:
+            if renew:
+                self._renew(token, key, client=client)
+            return entry.result
 
         # The network call happens outside the lock so one slow review does
         # not serialise every other request. Two concurrent misses for the
         # same token may both call the API; that is harmless.
-        if not self._budget.acquire():
+        if not self._budget.acquire(client):
             raise TokenReviewThrottled("TokenReview budget of this process exhausted")
         try:
             result = self._call_api(token, key)
         finally:
-            self._budget.release()
-
-        ttl = self.config.accepted_ttl_s if result.authenticated else self.config.rejected_ttl_s
-        if ttl > 0 and self.config.max_cache_entries > 0:
-            with self._lock:
-                self._cache[key] = _CacheEntry(result, self._clock() + ttl)
-                self._cache.move_to_end(key)
-                self._evict_locked(self._clock())
+            self._budget.release(client)
+        self._store(key, result)
         return result
 
     # -- internals --------------------------------------------------------
+
+    def _store(self, key: str, result: ReviewResult) -> None:
+        ttl = self.config.accepted_ttl_s if result.authenticated else self.config.rejected_ttl_s
+        if ttl <= 0 or self.config.max_cache_entries <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            renew_at = now + ttl * RENEW_AFTER_FRACTION if result.authenticated else float("inf")
+            self._cache[key] = _CacheEntry(result, now + ttl, renew_at)
+            self._cache.move_to_end(key)
+            self._evict_locked(now)
+
+    def _renew(self, token: str, key: str, *, client: str) -> None:
+        """Review a cached accepted verdict again in the background; the cached one serves meanwhile."""
+        if not self._budget.acquire(client):
+            self._renew_later(key)
+            return
+
+        def renewal() -> None:
+            try:
+                result = self._call_api(token, key)
+            except TokenReviewUnavailable:
+                self._renew_later(key)  # tokenreview already logged why
+            else:
+                self._store(key, result)
+            finally:
+                self._budget.release(client)
+                with self._lock:
+                    self._renewing.discard(key)
+
+        threading.Thread(target=renewal, name="tokenreview-renewal", daemon=True).start()
+
+    def _renew_later(self, key: str) -> None:
+        with self._lock:
+            self._renewing.discard(key)
+            entry = self._cache.get(key)
+            if entry is not None:
+                self._cache[key] = replace(entry, renew_at=self._clock() + RENEW_RETRY_SECONDS)
 
     def _evict_locked(self, now: float) -> None:
         # Drop expired entries from the old end first (cheap, usually few),

@@ -49,6 +49,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "kubernaut_storage.http.middleware.RequestIdMiddleware",
+    # Before anything reads a body (the session, the CSRF check, a view): multipart and
+    # oversized or unbounded forms are refused by their headers (kubernaut_storage/admin/form_bodies.py).
+    "kubernaut_storage.admin.form_bodies.FormBodyGuardMiddleware",
     # Before the session: its queries, too, run under the admin's statement timeout.
     "kubernaut_storage.admin.guard.AdminGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Remembers the browsers that signed in (kubernaut_storage/admin/sign_in_limits.py).
+    "kubernaut_storage.admin.sign_in_limits.KnownBrowserMiddleware",
     # Last, as django-axes requires: it answers a locked-out sign-in.
     "axes.middleware.AxesMiddleware",
 ]
@@ -167,10 +172,13 @@ AUDIT_BATCH_MAX_RECORDS = env.int("AUDIT_BATCH_MAX_RECORDS", default=500)
 if AUDIT_BATCH_MAX_RECORDS < 1:
     raise ImproperlyConfigured("AUDIT_BATCH_MAX_RECORDS must be >= 1")
 # The audit API's parser reads its stream up to AUDIT_MAX_BODY_BYTES itself (413 as
-# problem+json); Django's own form limits (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB) stay on for
-# everything else, the admin's login form included.
-# No view takes files: a multipart file part is read and discarded, never spooled to /tmp
-# (a memory-backed emptyDir in the pod).
+# problem+json). Forms (only the admin's: sign-in and sign-out, a few hundred bytes) are
+# refused by their Content-Length above this before anything reads them, and a multipart body
+# anywhere (kubernaut_storage/admin/form_bodies.py). Under Django's 2.5 MB default, 80
+# connections posting 2.4 MB forms grew a worker by 1.36 GB (each read and parsed before the
+# CSRF check refused it); refused by their length, by 19 MB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+# No view takes files: nothing is ever spooled to /tmp (a memory-backed emptyDir in the pod).
 FILE_UPLOAD_HANDLERS: list[str] = []
 
 # --- Authentication and authorization ------------------------------------------------------
@@ -199,6 +207,16 @@ AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = dt.timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# A refused try is not counted: it costs no write, and a lockout ends a cool-off after the
+# failure that caused it however long the tries go on.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# One address, whatever the usernames (password spraying: 90 usernames at 6.8 tries a second
+# before), is refused after this many failures within the cool-off: 2 tries a minute. Behind
+# an ingress all auditors share its address: a browser that signed in before as the auditor it
+# names is exempt for this many days (kubernaut_storage/admin/sign_in_limits.py).
+AXES_HANDLER = "kubernaut_storage.admin.sign_in_limits.AddressLimitedAxesHandler"
+ADMIN_SIGN_IN_ADDRESS_FAILURE_LIMIT = env.int("ADMIN_SIGN_IN_ADDRESS_FAILURE_LIMIT", default=30)
+ADMIN_KNOWN_BROWSER_DAYS = 30
 # One row per failure is enough; a row per successful sign-in is the access log's job.
 AXES_DISABLE_ACCESS_LOG = True
 # No banner line at every process start; lockouts are still logged.

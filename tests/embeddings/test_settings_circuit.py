@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from embeddings.services import embedding_runtime
 from tests.embeddings.test_settings import settings_with
+from testutils.openai_server import OpenAICompatibleServer
 
 PRINT = """
 import json
@@ -40,3 +44,18 @@ def test_bad_values_stop_the_start(environment: dict[str, str]) -> None:
     result = settings_with(**environment)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
+
+
+@pytest.mark.parametrize("setting", ["EMBEDDING_CIRCUIT_FAILURES", "EMBEDDING_CIRCUIT_TIMEOUTS"])
+def test_overriding_any_embedding_setting_rebuilds_the_runtime(
+    settings: Any, openai_primary: OpenAICompatibleServer, setting: str
+) -> None:
+    """A test's override takes effect: the process's chain is rebuilt from the new value."""
+    before = embedding_runtime()
+    setattr(settings, setting, 1)
+    after = embedding_runtime()
+    assert after is not before
+    breaker = after.chain.circuit
+    assert breaker is not None
+    threshold = breaker.failure_threshold if setting == "EMBEDDING_CIRCUIT_FAILURES" else breaker.timeout_threshold
+    assert threshold == 1

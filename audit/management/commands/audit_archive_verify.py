@@ -8,9 +8,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.integrity.retention import ArchiveVerificationError, manifest_verify
-from kubernaut_integrity.archive import archive_verify
-from kubernaut_integrity.seals import public_keys_load, seal_files
+from kubernaut_integrity.archive import MANIFEST_SUFFIX, ArchiveVerificationError, manifest_verify
+from kubernaut_integrity.archive_verification import archive_verify
+from kubernaut_integrity.arguments import public_key_argument
+from kubernaut_integrity.keys import public_keys_load
+from kubernaut_integrity.seal_files import seal_files
 
 
 class Command(BaseCommand):
@@ -26,35 +28,30 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("paths", nargs="*", type=Path, help="*.manifest.json files or directories")
-        parser.add_argument(
-            "--public-key",
-            dest="public_keys",
-            type=Path,
-            action="append",
-            default=None,
-            metavar="FILE",
-            help="a trusted seal public key (PEM), repeatable (default AUDIT_SEAL_PUBLIC_KEY_FILES)",
-        )
+        public_key_argument(parser, default="AUDIT_SEAL_PUBLIC_KEY_FILES")
 
     def handle(self, *args: Any, paths: list[Path], public_keys: list[Path] | None, **options: Any) -> None:
         manifests: list[Path] = []
         for path in paths or [Path(settings.AUDIT_ARCHIVE_DIR)]:
-            manifests.extend(sorted(path.glob("*.manifest.json")) if path.is_dir() else [path])
+            manifests.extend(sorted(path.glob(f"*{MANIFEST_SUFFIX}")) if path.is_dir() else [path])
         if not manifests:
             raise CommandError("no manifest found")
         failed = 0
         for manifest_path in manifests:
             try:
                 manifest = manifest_verify(manifest_path)
-            except (ArchiveVerificationError, OSError, ValueError, KeyError) as exc:
+            except ArchiveVerificationError as exc:
                 failed += 1
                 self.stdout.write(self.style.ERROR(f"FAILED {manifest_path.name}: {exc}"))
                 continue
-            self.stdout.write(f"ok {manifest['partition']}: {manifest['row_count']} rows, sha256 matches")
+            self.stdout.write(f"ok {manifest.partition}: {manifest.row_count} rows, sha256 matches")
         key_files = public_keys or [Path(name) for name in settings.AUDIT_SEAL_PUBLIC_KEY_FILES]
         findings = 0
         if key_files:
-            trusted = public_keys_load(key_files)
+            try:
+                trusted = public_keys_load(key_files)
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"cannot load a public key: {exc}") from exc
             for directory in sorted({manifest.parent for manifest in manifests}):
                 if not seal_files(directory):
                     self.stdout.write(

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kubernaut_integrity.seals import key_pair_write
+from kubernaut_integrity.keys import key_pair_write
 
 
 class Command(BaseCommand):

@@ -11,13 +11,8 @@ from django.db import DatabaseError
 from django.utils import timezone
 from tqdm import tqdm
 
-from audit.integrity.retention import (
-    ArchiveVerificationError,
-    archive_paths,
-    expired_partitions,
-    partition_retire,
-    retention_cutoff,
-)
+from audit.integrity.retention import expired_partitions, partition_retire, retention_cutoff
+from kubernaut_integrity.archive import ArchiveVerificationError, archive_paths
 
 
 class Command(BaseCommand):
@@ -75,7 +70,7 @@ class Command(BaseCommand):
             return
         for stats in expired:
             partition = stats.partition
-            archive, _ = archive_paths(archive_dir, partition)
+            archive, _ = archive_paths(archive_dir, partition.name)
             self.stdout.write(
                 f"  {partition.name}  [{partition.starts:%Y-%m-%d}, {partition.ends:%Y-%m-%d})"
                 f"  ~{stats.estimated_rows} rows  -> {archive}"

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.integrity.sealing import seal_pending
-from kubernaut_integrity.seals import private_key_load
+from kubernaut_integrity.keys import private_key_load
 
 
 class Command(BaseCommand):

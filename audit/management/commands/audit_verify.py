@@ -12,9 +12,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
+from audit.integrity.stored_seals import seals_in_range
 from audit.integrity.verification import audit_verify
-from audit.models import AuditSeal, AuditVerification
-from kubernaut_integrity.seals import public_keys_load
+from audit.models import AuditVerification
+from kubernaut_integrity.arguments import public_key_argument
+from kubernaut_integrity.keys import public_keys_load
 
 
 def _moment(text: str) -> dt.datetime:
@@ -35,15 +37,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--from", dest="time_from", type=_moment, default=None, metavar="T", help="ISO 8601")
         parser.add_argument("--to", dest="time_to", type=_moment, default=None, metavar="T", help="ISO 8601")
-        parser.add_argument(
-            "--public-key",
-            dest="public_keys",
-            type=Path,
-            action="append",
-            default=None,
-            metavar="FILE",
-            help="a trusted public key (PEM); repeat for every key of a rotation (default AUDIT_SEAL_PUBLIC_KEY_FILES)",
-        )
+        public_key_argument(parser, default="AUDIT_SEAL_PUBLIC_KEY_FILES")
         parser.add_argument(
             "--seal-dir", type=Path, default=None, help=f"default AUDIT_SEAL_DIR ({settings.AUDIT_SEAL_DIR})"
         )
@@ -69,9 +63,7 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot load a public key: {exc}") from exc
         seal_dir = seal_dir or Path(settings.AUDIT_SEAL_DIR)
-        expected = AuditSeal.objects.filter(
-            **({"window_end__gt": time_from} if time_from else {}), **({"window_start__lt": time_to} if time_to else {})
-        ).values_list("row_count", flat=True)
+        expected = seals_in_range(time_from, time_to).values_list("row_count", flat=True)
         with tqdm(
             total=sum(expected) or None, unit="rows", file=self.stderr, disable=True if no_progress or json else None
         ) as progress:

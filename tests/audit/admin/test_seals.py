@@ -42,6 +42,10 @@ def test_seals_are_read_only_even_for_a_superuser(superuser_client: Client, tmp_
     seal_now(private, tmp_path / "seals")
     seal = AuditSeal.objects.order_by("sequence")[0]
     assert superuser_client.get(reverse("admin:audit_auditseal_add")).status_code == 403
-    response = superuser_client.post(reverse("admin:audit_auditseal_delete", args=[seal.sequence]), {"post": "yes"})
+    response = superuser_client.post(
+        reverse("admin:audit_auditseal_delete", args=[seal.sequence]),
+        "post=yes",
+        content_type="application/x-www-form-urlencoded",  # as the admin's pages post forms
+    )
     assert response.status_code == 403
     assert AuditSeal.objects.filter(sequence=seal.sequence).exists()

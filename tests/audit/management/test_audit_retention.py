@@ -15,9 +15,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from audit.integrity.retention import ArchiveVerificationError, manifest_verify
 from audit.models import RemediationAudit
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
+from kubernaut_integrity.archive import ArchiveVerificationError, manifest_verify
 from kubernaut_storage.database.partitioning import (
     add_months,
     existing_partitions,
@@ -125,17 +125,17 @@ def test_yes_archives_verifies_and_drops_only_the_expired_partitions(old_month, 
 
     embeddings = partition_for("incident_embeddings", old_month)
     embedding_manifest = manifest_verify(tmp_path / f"{embeddings.name}.manifest.json")
-    assert embedding_manifest["row_count"] == 3
+    assert embedding_manifest.row_count == 3
     vectors = [
         json.loads(json.loads(line)["embedding"])  # pgvector's text form, as the canonical form has it
-        for line in gzip.decompress((tmp_path / embedding_manifest["archive"]).read_bytes()).decode().splitlines()
+        for line in gzip.decompress((tmp_path / embedding_manifest.archive).read_bytes()).decode().splitlines()
     ]
     assert [len(vector) for vector in vectors] == [384, 384, 384]
     assert all(isinstance(value, float) for value in vectors[0])
 
     # Empty partitions are archived too: an empty archive with a manifest says "nothing was lost".
     workflow = manifest_verify(tmp_path / f"{partition_for('audit_workflow', old_month).name}.manifest.json")
-    assert workflow["row_count"] == 0
+    assert workflow.row_count == 0
 
 
 def test_nothing_newer_than_the_cutoff_is_touched(old_month, tmp_path):

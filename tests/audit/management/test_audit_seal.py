@@ -22,7 +22,9 @@ from django.utils import timezone
 from audit.integrity.sealing import seal_pending
 from audit.models import AUDIT_MODELS, AuditKind, AuditSeal
 from embeddings.models import IncidentEmbedding
-from kubernaut_integrity.seals import Seal, key_id, private_key_load, seal_file_read
+from kubernaut_integrity.keys import key_id, private_key_load, public_keys_load
+from kubernaut_integrity.seal_files import seal_file_read
+from kubernaut_integrity.seals import Seal
 from testutils.admin_rows import remediation_chain, write
 from testutils.factories import remediation_body
 from testutils.integrity import WINDOW_SECONDS, findings_of, key_files, seal_now, verify
@@ -42,7 +44,7 @@ def test_keygen_writes_a_pair_and_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def test_seal_command_seals_closed_windows_once(tmp_path: Path, settings: Any) -> None:
-    private, _ = key_files(tmp_path / "keys")
+    private, public = key_files(tmp_path / "keys")
     settings.AUDIT_SEAL_PRIVATE_KEY_FILE = str(private)
     settings.AUDIT_SEAL_DIR = str(tmp_path / "seals")
     settings.AUDIT_SEAL_WINDOW_SECONDS = WINDOW_SECONDS
@@ -61,7 +63,10 @@ def test_seal_command_seals_closed_windows_once(tmp_path: Path, settings: Any) -
     files = sorted((tmp_path / "seals").glob("seal-*.json"))
     assert len(files) == AuditSeal.objects.count()
     stored = AuditSeal.objects.get(sequence=1)
-    assert seal_file_read(files[0]).seal == Seal(stored.body.encode(), bytes(stored.signature))
+    copy = seal_file_read(files[0], trusted=public_keys_load([public]))
+    assert copy.seal == Seal(stored.body.encode(), bytes(stored.signature))
+    assert copy.leaves is not None
+    assert copy.leaves_problem is None
 
 
 def test_seal_command_needs_a_key(settings: Any) -> None:

@@ -4,6 +4,7 @@ kind of tampering a superuser can do is named precisely."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,11 @@ from django.db import IntegrityError, connection
 
 from audit.models import AuditSeal, RemediationAudit
 from embeddings.models import IncidentEmbedding
-from kubernaut_integrity.seals import key_pair_write, private_key_load, seal_make
+from kubernaut_integrity.keys import key_pair_write, private_key_load
+from kubernaut_integrity.seals import seal_make
 from testutils.admin_rows import remediation_chain
 from testutils.integrity import findings_of, key_files, seal_now, triggers_bypassed, verify
+from testutils.integrity_export import junk_leaves
 
 pytestmark = pytest.mark.django_db
 
@@ -203,3 +206,77 @@ def test_first_seal_deleted_everywhere_is_named(sealed: dict[str, Any]) -> None:
     clean, report = verify(sealed["public"], seal_dir=sealed["seal_dir"])
     assert not clean
     assert ("seal_missing", None, None, 2) in findings_of(report)
+
+
+# --- seal files as hostile input ------------------------------------------------------------------
+
+
+def _seal_file_of(sealed: dict[str, Any], seal: AuditSeal) -> Path:
+    path: Path = sealed["seal_dir"] / f"seal-{seal.sequence:012d}.json"
+    return path
+
+
+def _leaves_replaced(text_of: Callable[[int], str]) -> Callable[[Path, AuditSeal], None]:
+    def attack(path: Path, seal: AuditSeal) -> None:
+        document = json.loads(path.read_text())
+        count = json.loads(seal.body)["tables"]["audit_remediation"]["count"]
+        document["leaves"]["audit_remediation"] = text_of(count)
+        path.write_text(json.dumps(document, indent=1))
+
+    return attack
+
+
+def _member_dropped(member: str) -> Callable[[Path, AuditSeal], None]:
+    def attack(path: Path, seal: AuditSeal) -> None:
+        document = json.loads(path.read_text())
+        del document[member]
+        path.write_text(json.dumps(document, indent=1))
+
+    return attack
+
+
+def _bad_name(path: Path, seal: AuditSeal) -> None:
+    (path.parent / "seal-latest.json").write_bytes(path.read_bytes())
+
+
+def _deep(path: Path, seal: AuditSeal) -> None:
+    path.write_text("[" * 100_000 + "]" * 100_000)
+
+
+SEAL_FILE_ATTACKS = {
+    # attack: (how, what the seal_malformed finding says)
+    "a name that is not seal-<12 digits>.json": (_bad_name, "seal-latest.json: not a seal file name"),
+    "no signature": (_member_dropped("signature"), "not a seal file"),
+    "leaves that are not base64": (_leaves_replaced(lambda count: "*" * 8), "leaves refused: not base64"),
+    "leaves that are not whole": (_leaves_replaced(lambda count: "AAAA"), "3 bytes are not whole leaves"),
+    "nested JSON a hundred thousand deep": (_deep, "not a seal file"),
+    "megabytes of junk leaves": (_leaves_replaced(lambda count: junk_leaves(100_000)), "leaves refused: more than"),
+    "junk leaves of the right count": (_leaves_replaced(junk_leaves), "leaves do not rebuild its root"),
+}
+
+
+@pytest.mark.parametrize("attack", SEAL_FILE_ATTACKS.keys())
+def test_a_malformed_seal_file_is_a_finding(attack: str, sealed: dict[str, Any]) -> None:
+    make, detail = SEAL_FILE_ATTACKS[attack]
+    target = _seal_with_rows()
+    make(_seal_file_of(sealed, target), target)
+    clean, report = verify(sealed["public"], seal_dir=sealed["seal_dir"])
+    assert not clean
+    malformed = [finding for finding in report["findings"] if finding["kind"] == "seal_malformed"]
+    assert malformed, report["findings"]
+    assert all(detail in finding["detail"] for finding in malformed), malformed
+    # The rows themselves are intact: the seal still stands (from the database), nothing else is found.
+    assert {finding["kind"] for finding in report["findings"]} <= {"seal_malformed", "seal_anchor_mismatch"}
+
+
+def test_a_malformed_seal_in_the_database_is_a_finding(sealed: dict[str, Any]) -> None:
+    target = _seal_with_rows()
+    with triggers_bypassed() as cursor:
+        cursor.execute("UPDATE audit_seals SET body = '[]' WHERE sequence = %s", [target.sequence])
+    clean, report = verify(sealed["public"], seal_dir=sealed["seal_dir"])
+    assert not clean
+    found = findings_of(report)
+    assert ("seal_malformed", None, None, None) in found
+    assert ("seal_anchor_mismatch", None, None, target.sequence) in found
+    # The copy outside the database is intact and signed: the window's rows are checked against it.
+    assert not {kind for kind, *_ in found} & {"row_modified", "row_deleted", "row_inserted", "window_mismatch"}

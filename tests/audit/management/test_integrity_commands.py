@@ -1,4 +1,4 @@
-"""The integrity commands' command lines: help, keys required, ranges, human output, lag."""
+"""The integrity management commands' command lines: help, keys required, ranges, human output, lag."""
 
 from __future__ import annotations
 

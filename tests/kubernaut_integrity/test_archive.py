@@ -1,0 +1,72 @@
+"""The archive format: what retention writes is what the verifiers read, byte for byte."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from kubernaut_integrity.archive import (
+    ArchiveVerificationError,
+    Manifest,
+    archive_lines,
+    archive_paths,
+    archive_reread,
+    archive_writer,
+    manifest_read,
+    manifest_verify,
+    manifest_write,
+)
+from testutils.integrity_export import remediation_line
+
+LINES = [remediation_line(row_id, f"2026-01-0{row_id}T10:00:00.000000Z") for row_id in (1, 2, 3)]
+
+
+def _write(directory: Path) -> tuple[Path, Path, Manifest]:
+    directory.mkdir(exist_ok=True)
+    archive, manifest_path = archive_paths(directory, "audit_remediation_p2026_01")
+    with archive_writer(archive) as writer:
+        for line in LINES:
+            writer.write_line(line)
+    manifest = Manifest(
+        table="audit_remediation",
+        partition="audit_remediation_p2026_01",
+        starts=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        ends=dt.datetime(2026, 2, 1, tzinfo=dt.UTC),
+        row_count=writer.rows,
+        archive=archive.name,
+        archive_sha256=writer.sha256,
+        archive_bytes=writer.size,
+        created_at=dt.datetime(2026, 4, 1, tzinfo=dt.UTC),
+    )
+    manifest_write(manifest_path, manifest)
+    return archive, manifest_path, manifest
+
+
+def test_written_and_read_back(tmp_path: Path) -> None:
+    archive, manifest_path, manifest = _write(tmp_path)
+    assert archive.name == "audit_remediation_p2026_01.jsonl.gz"
+    assert manifest.row_count == 3
+    assert manifest.archive_sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert manifest.archive_bytes == archive.stat().st_size
+    assert gzip.decompress(archive.read_bytes()).decode() == "".join(line + "\n" for line in LINES)
+    assert list(archive_lines(archive)) == LINES
+    assert manifest_read(manifest_path) == manifest
+    assert manifest_verify(manifest_path) == manifest
+
+
+def test_the_same_rows_give_the_same_bytes(tmp_path: Path) -> None:
+    first, _, _ = _write(tmp_path / "a")
+    second, _, _ = _write(tmp_path / "b")
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_a_reread_that_counts_otherwise_fails(tmp_path: Path) -> None:
+    archive, _, manifest = _write(tmp_path)
+    with pytest.raises(ArchiveVerificationError, match="3 lines in the archive, 3 rows written, 4 in the partition"):
+        archive_reread(path=archive, row_count=3, sha256=manifest.archive_sha256, expected_rows=4)
+    with pytest.raises(ArchiveVerificationError, match="SHA-256"):
+        archive_reread(path=archive, row_count=3, sha256="0" * 64, expected_rows=3)
