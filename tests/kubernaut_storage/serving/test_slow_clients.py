@@ -37,8 +37,6 @@ def gunicorn(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Gunicorn]
     with django_db_blocker.unblock():
         url = database_url(connection.settings_dict)
     with running_gunicorn(DATABASE_URL=url, GUNICORN_REQUEST_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT_S)) as server:
-        for _ in range(4):  # both workers load the model before anything is timed
-            server.request("POST", WRITE_PATH, body=VALID_BODIES[AuditKind.REMEDIATION]())
         yield server
 
 
@@ -85,20 +83,23 @@ def _assert_all_closed(sockets: list[socket.socket]) -> list[bytes]:
 
 
 @pytest.fixture
-def attackers() -> Iterator[list[socket.socket]]:
+def attackers(gunicorn: Gunicorn, transactional_db: None) -> Iterator[list[socket.socket]]:
+    # Both workers load the model before anything is timed (the rows go with the test's flush).
+    for _ in range(4):
+        gunicorn.request("POST", WRITE_PATH, body=VALID_BODIES[AuditKind.REMEDIATION]())
     sockets: list[socket.socket] = []
     yield sockets
     for sock in sockets:
         sock.close()
 
 
-def test_slow_headers_do_not_take_the_port_down(gunicorn, attackers, transactional_db):
+def test_slow_headers_do_not_take_the_port_down(gunicorn, attackers):
     attackers += _connections(gunicorn.port, ATTACKERS, b"GET /healthz HTTP/1.1\r\nHost: storage\r\n")
     _assert_served_while_attacked(gunicorn)
     assert _assert_all_closed(attackers) == [b""] * ATTACKERS  # closed without an answer
 
 
-def test_a_head_over_the_cap_is_answered_431_and_closed_at_once(gunicorn, attackers, transactional_db):
+def test_a_head_over_the_cap_is_answered_431_and_closed_at_once(gunicorn, attackers):
     # 70 KB of one header line that never ends: the parser would wait for its end.
     attackers += _connections(gunicorn.port, ATTACKERS, b"GET /healthz HTTP/1.1\r\nX-Long: " + b"a" * 70_000)
     _assert_served_while_attacked(gunicorn)
@@ -108,7 +109,7 @@ def test_a_head_over_the_cap_is_answered_431_and_closed_at_once(gunicorn, attack
         assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
 
 
-def test_a_request_pipelined_behind_a_complete_one_has_the_deadline(gunicorn, attackers, transactional_db):
+def test_a_request_pipelined_behind_a_complete_one_has_the_deadline(gunicorn, attackers):
     complete = b"GET /healthz HTTP/1.1\r\nHost: storage\r\n\r\n"
     attackers += _connections(gunicorn.port, ATTACKERS, complete + b"GET /healthz HTTP/1.1\r\nHost: storage\r\n")
     time.sleep(0.3)  # every first request answered, every second one waiting
@@ -117,7 +118,7 @@ def test_a_request_pipelined_behind_a_complete_one_has_the_deadline(gunicorn, at
         assert answer.count(b"HTTP/1.1 200 OK") == 1  # the complete one, and nothing for the rest
 
 
-def test_clients_that_never_close_after_their_answer_do_not_stall_the_loop(gunicorn, attackers, transactional_db):
+def test_clients_that_never_close_after_their_answer_do_not_stall_the_loop(gunicorn, attackers):
     # The server closes after the answer and reads what the client still sends until it
     # closes too; gthread did that in its event loop, 2 s per connection.
     attackers += _connections(
@@ -138,7 +139,7 @@ BODIES_THAT_STOP = {
 
 
 @pytest.mark.parametrize("rest", BODIES_THAT_STOP.values(), ids=BODIES_THAT_STOP.keys())
-def test_a_body_that_stops_arriving_holds_no_thread(gunicorn, attackers, transactional_db, rest):
+def test_a_body_that_stops_arriving_holds_no_thread(gunicorn, attackers, rest):
     attackers += _connections(gunicorn.port, ATTACKERS, POST_HEAD + rest)
     _assert_served_while_attacked(gunicorn)
     for answer in _assert_all_closed(attackers):
