@@ -24,7 +24,6 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from audit.models import AUDIT_MODELS, AuditKind
-from audit.write.database import jsonb, server_binding_cursor, with_db_retries
 from audit.write.idempotency import (
     AuditWrite,
     ConcurrentKeyClaimError,
@@ -38,6 +37,8 @@ from audit.write.texts import audit_text
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 from embeddings.providers.base import Embedding
 from embeddings.services import embeddings_for_texts, text_sha256
+from kubernaut_storage.database.connections import jsonb, server_binding_cursor
+from kubernaut_storage.database.errors import with_db_retries
 from kubernaut_storage.observability.metrics import EMBEDDING_DEFERRALS
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from audit.models import AUDIT_MODELS, AuditKind, IdempotencyKey
-from audit.write.database import connection_release, with_db_retries
+from kubernaut_storage.database.connections import connection_release
+from kubernaut_storage.database.errors import with_db_retries
 from kubernaut_storage.http.exceptions import IdempotencyKeyInFlight, IdempotencyKeyReused
 from kubernaut_storage.observability.metrics import IDEMPOTENCY_KEY_ANOMALIES
 

@@ -108,14 +108,14 @@ if DATABASE_POOL_SIZE > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django requires 0
     # Django's health check with a pool is a round trip on every checkout. A connection that
     # broke while idle fails its first statement instead, which the write path retries on a
-    # working one (audit/write/database.py); the pool then drops it, and the idle ones the
+    # working one (kubernaut_storage/database/errors.py); the pool then drops it, and the idle ones the
     # same restart broke (kubernaut_storage/database/lost_connections.py).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": min(2, DATABASE_POOL_SIZE),
         "max_size": DATABASE_POOL_SIZE,
         # A thread waits this long for a connection. Past it the database is down or saturated
-        # and the write answers 503 at once (audit/write/database.py): waiting again cannot help.
+        # and the write answers 503 at once (kubernaut_storage/database/errors.py): waiting again cannot help.
         "timeout": 2.0,
         "max_idle": 300.0,
         # A failed connection attempt is retried with exponential backoff (1, 2, 4 ... 64 s)

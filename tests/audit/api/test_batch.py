@@ -304,7 +304,7 @@ def workflow_inserts_kill_the_connection():
 def test_the_database_failing_mid_batch_stores_nothing_and_is_503(
     api, workflow_inserts_kill_the_connection, monkeypatch
 ):
-    monkeypatch.setattr("audit.write.database.DB_BACKOFF_S", 0.001)
+    monkeypatch.setattr("kubernaut_storage.database.errors.DB_BACKOFF_S", 0.001)
     body = batch_of([AuditKind.REMEDIATION, AuditKind.WORKFLOW, AuditKind.REMEDIATION])
     before = table_counts()
 
