@@ -2,7 +2,7 @@
 
 A key is claimed in the transaction that stores the record(s), so a claim exists exactly when
 the write committed. The stored answer is replayed for the same body (hashed canonically) and
-refused (422) for a different one.
+refused (422) for a different one. A key's scope is the endpoint's kind, or `batch`.
 
 A key is only believed when the rows its stored answer names exist, with the key's actor (and,
 for a single record, a payload that hashes to the key's recorded hash). Anything that can
@@ -19,12 +19,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from audit.models import AUDIT_MODELS, AuditKind, IdempotencyKey
+from audit.write.statements import fingerprint_json
 from kubernaut_storage.database.connections import connection_release
 from kubernaut_storage.database.errors import with_db_retries
 from kubernaut_storage.http.exceptions import IdempotencyKeyInFlight, IdempotencyKeyReused
@@ -32,21 +32,13 @@ from kubernaut_storage.observability.metrics import IDEMPOTENCY_KEY_ANOMALIES
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class AuditWrite:
-    """What a write answered: the 201 body, and whether it was an idempotent replay."""
-
-    body: dict[str, Any]
-    replayed: bool
-
-
-def canonical_json(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+#: A stored 201 body, replayed as it was answered.
+Answer = dict[str, Any]
 
 
 def request_sha256(payload: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(payload)).hexdigest()
+    """The hash a key keeps of the request that claimed it, to tell a retry from a reuse."""
+    return hashlib.sha256(fingerprint_json(payload)).hexdigest()
 
 
 class ConcurrentKeyClaimError(Exception):
@@ -59,7 +51,7 @@ class UntrustedIdempotencyKey(Exception):  # noqa: N818 - a verdict, not an erro
 
 def idempotent_replay(
     *, actor: str, kind: str, key: str, payload_sha256: str, record_kinds: Sequence[AuditKind]
-) -> AuditWrite | None:
+) -> Answer | None:
     """The stored answer for a retry, None for a new key, 422 for the key with another body.
 
     `record_kinds`: the kind of each record of this request, in order (one for a single write).
@@ -75,7 +67,7 @@ def idempotent_replay(
         raise UntrustedIdempotencyKey
     if not same_body:
         raise IdempotencyKeyReused()
-    return AuditWrite(body=claimed.response_body, replayed=True)
+    return claimed.response_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +75,7 @@ class KeyLookup:
     """Before a write: the stored answer to replay, if any, and the key the write must claim
     (None without a key, or when the stored key is not to be trusted)."""
 
-    replay: AuditWrite | None
+    replay: Answer | None
     key: str | None
 
 
@@ -115,7 +107,7 @@ def idempotency_key_lookup(
 
 def replay_after_lost_claim(
     *, actor: str, kind: str, key: str, payload_sha256: str, record_kinds: Sequence[AuditKind]
-) -> AuditWrite:
+) -> Answer:
     """A concurrent request with the same key committed first and our transaction rolled back:
     answer as a retry of that request would be."""
     replay = with_db_retries(
@@ -182,6 +174,6 @@ def idempotency_key_claim(*, actor: str, kind: str, key: str, payload_sha256: st
             " (actor, kind, key, request_sha256, response_body, created_at)"
             " VALUES (%s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (actor, kind, key) DO NOTHING RETURNING id",
-            [actor, str(kind), key, payload_sha256, canonical_json(body).decode(), timezone.now()],
+            [actor, str(kind), key, payload_sha256, fingerprint_json(body).decode(), timezone.now()],
         )
         return cursor.fetchone() is not None

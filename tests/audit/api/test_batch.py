@@ -12,7 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AUDIT_MODELS, AuditKind
-from audit.write.idempotency import canonical_json
+from audit.write.statements import fingerprint_json
 from embeddings.models import IncidentEmbedding
 from testutils.audit_rows import assert_problem, error_fields, post_audit, table_counts
 from testutils.batches import MIXED_KINDS, batch_of, post_batch
@@ -56,7 +56,7 @@ def test_a_mixed_batch_stores_every_record_with_its_embedding_and_answers_in_ord
         assert (row.actor, row.request_id) == ("local:unauthenticated", response["X-Request-ID"])
         assert dt.datetime.fromisoformat(result["recordedAt"]) == row.recorded_at
         content = {"payload": record_body, "recordedAt": row.recorded_at.isoformat(), "actor": row.actor}
-        assert row.content_sha256 == hashlib.sha256(canonical_json(content)).hexdigest()
+        assert row.content_sha256 == hashlib.sha256(fingerprint_json(content)).hexdigest()
         # The embedding row is this record's: its kind, id, time and the hash of its own text.
         embedding = IncidentEmbedding.objects.get(id=result["embeddingId"])
         assert (embedding.audit_type, embedding.audit_id) == (kind.value, row.id)

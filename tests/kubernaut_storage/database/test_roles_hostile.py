@@ -15,7 +15,8 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from audit.models import AUDIT_MODELS, AuditKind
-from audit.write.idempotency import canonical_json, request_sha256
+from audit.write.idempotency import request_sha256
+from audit.write.statements import fingerprint_json
 from tests.kubernaut_storage.database.test_roles import ADMIN, RUNTIME, _write, runtime_connection  # noqa: F401 - fixture
 from testutils.admin_rows import bulk_remediations
 from testutils.factories import VALID_BODIES
@@ -71,7 +72,7 @@ def test_a_planted_idempotency_key_does_not_suppress_the_write(runtime_connectio
         cursor.execute(
             "INSERT INTO audit_idempotency_keys (actor, kind, key, request_sha256, response_body, created_at)"
             " VALUES (%s, 'remediation', 'planted', %s, %s, now())",
-            [ACTOR, planted_hash, canonical_json(forged_answer).decode()],
+            [ACTOR, planted_hash, fingerprint_json(forged_answer).decode()],
         )
     anomalies_before = sample(ANOMALIES)
 
