@@ -20,17 +20,13 @@ from typing import Any
 
 from django.utils import timezone
 
-from audit.models import AuditKind
+from audit.models import BATCH_SCOPE, AuditKind
 from audit.write.commit import AuditWrite, PreparedWrite, audit_write_commit
 from audit.write.statements import RecordRow, record_content_sha256, records_insert_statement
 from audit.write.texts import audit_text
 from embeddings.services import embeddings_for_texts, text_sha256
 
 logger = logging.getLogger(__name__)
-
-#: The Idempotency-Key scope of batches: apart from the four endpoints' scopes, so a key used
-#: for a single record and for a batch names two different requests.
-BATCH_IDEMPOTENCY_SCOPE = "batch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +91,7 @@ def audit_batch_create(
         )
 
     return audit_write_commit(
-        scope=BATCH_IDEMPOTENCY_SCOPE,
+        scope=BATCH_SCOPE,
         actor=actor,
         idempotency_key=idempotency_key,
         payload=payload,

@@ -73,7 +73,7 @@ def audit_write_commit(
     """
     payload_sha256 = request_sha256(payload) if idempotency_key is not None else ""
     lookup = idempotency_key_lookup(
-        actor=actor, kind=scope, key=idempotency_key, payload_sha256=payload_sha256, record_kinds=record_kinds
+        actor=actor, scope=scope, key=idempotency_key, payload_sha256=payload_sha256, record_kinds=record_kinds
     )
     if lookup.replay is not None:
         return AuditWrite(body=lookup.replay, replayed=True)
@@ -87,7 +87,7 @@ def audit_write_commit(
         with transaction.atomic():
             body = _answer(prepared)
             if key is not None and not idempotency_key_claim(
-                actor=actor, kind=scope, key=key, payload_sha256=payload_sha256, body=body
+                actor=actor, scope=scope, key=key, payload_sha256=payload_sha256, body=body
             ):
                 raise ConcurrentKeyClaimError
         return AuditWrite(body=body, replayed=False)
@@ -99,7 +99,7 @@ def audit_write_commit(
         # back whole, so exactly one copy of the records exists.
         assert key is not None
         stored = replay_after_lost_claim(
-            actor=actor, kind=scope, key=key, payload_sha256=payload_sha256, record_kinds=record_kinds
+            actor=actor, scope=scope, key=key, payload_sha256=payload_sha256, record_kinds=record_kinds
         )
         return AuditWrite(body=stored, replayed=True)
     if prepared.deferred:

@@ -50,14 +50,14 @@ class UntrustedIdempotencyKey(Exception):  # noqa: N818 - a verdict, not an erro
 
 
 def idempotent_replay(
-    *, actor: str, kind: str, key: str, payload_sha256: str, record_kinds: Sequence[AuditKind]
+    *, actor: str, scope: str, key: str, payload_sha256: str, record_kinds: Sequence[AuditKind]
 ) -> Answer | None:
     """The stored answer for a retry, None for a new key, 422 for the key with another body.
 
     `record_kinds`: the kind of each record of this request, in order (one for a single write).
     Raises `UntrustedIdempotencyKey` (counted, logged) when the key's rows do not check out.
     """
-    claimed = IdempotencyKey.objects.filter(actor=actor, kind=kind, key=key).first()
+    claimed = IdempotencyKey.objects.filter(actor=actor, scope=scope, key=key).first()
     if claimed is None:
         return None
     same_body = claimed.request_sha256 == payload_sha256
@@ -80,7 +80,7 @@ class KeyLookup:
 
 
 def idempotency_key_lookup(
-    *, actor: str, kind: str, key: str | None, payload_sha256: str, record_kinds: Sequence[AuditKind]
+    *, actor: str, scope: str, key: str | None, payload_sha256: str, record_kinds: Sequence[AuditKind]
 ) -> KeyLookup:
     """The replay check every write makes before embedding.
 
@@ -94,7 +94,7 @@ def idempotency_key_lookup(
     try:
         replay = with_db_retries(
             lambda: idempotent_replay(
-                actor=actor, kind=kind, key=claimed_key, payload_sha256=payload_sha256, record_kinds=record_kinds
+                actor=actor, scope=scope, key=claimed_key, payload_sha256=payload_sha256, record_kinds=record_kinds
             )
         )
     except UntrustedIdempotencyKey:
@@ -106,13 +106,13 @@ def idempotency_key_lookup(
 
 
 def replay_after_lost_claim(
-    *, actor: str, kind: str, key: str, payload_sha256: str, record_kinds: Sequence[AuditKind]
+    *, actor: str, scope: str, key: str, payload_sha256: str, record_kinds: Sequence[AuditKind]
 ) -> Answer:
     """A concurrent request with the same key committed first and our transaction rolled back:
     answer as a retry of that request would be."""
     replay = with_db_retries(
         lambda: idempotent_replay(
-            actor=actor, kind=kind, key=key, payload_sha256=payload_sha256, record_kinds=record_kinds
+            actor=actor, scope=scope, key=key, payload_sha256=payload_sha256, record_kinds=record_kinds
         )
     )
     if replay is None:  # pragma: no cover - the conflicting row committed, so it exists
@@ -161,7 +161,7 @@ def _answer_checks_out(claimed: IdempotencyKey, *, record_kinds: Sequence[AuditK
     )
 
 
-def idempotency_key_claim(*, actor: str, kind: str, key: str, payload_sha256: str, body: dict[str, Any]) -> bool:
+def idempotency_key_claim(*, actor: str, scope: str, key: str, payload_sha256: str, body: dict[str, Any]) -> bool:
     """Claim the key in the current transaction; False if another request holds it.
 
     ON CONFLICT DO NOTHING waits for a concurrent uncommitted claim of the same key and then
@@ -171,9 +171,9 @@ def idempotency_key_claim(*, actor: str, kind: str, key: str, payload_sha256: st
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {IdempotencyKey._meta.db_table}"  # noqa: S608 - a constant table name
-            " (actor, kind, key, request_sha256, response_body, created_at)"
+            " (actor, kind, key, request_sha256, response_body, created_at)"  # kind: the scope's column
             " VALUES (%s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (actor, kind, key) DO NOTHING RETURNING id",
-            [actor, str(kind), key, payload_sha256, fingerprint_json(body).decode(), timezone.now()],
+            [actor, scope, key, payload_sha256, fingerprint_json(body).decode(), timezone.now()],
         )
         return cursor.fetchone() is not None
