@@ -7,6 +7,7 @@ database, never production), migrated first, with the local model:
     .venv/bin/python bench/scripts/abuse.py form --megabytes 150
     .venv/bin/python bench/scripts/abuse.py tokens --tokens 2000
     .venv/bin/python bench/scripts/abuse.py logins --logins 90 --concurrency 30
+    .venv/bin/python bench/scripts/abuse.py ddl --seconds 20
 
 Each prints one JSON object with its figures.
 """
@@ -313,6 +314,79 @@ def logins(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def ddl(args: argparse.Namespace) -> dict[str, Any]:
+    """A transaction holding `audit_remediation` (a plain read, as the API pods' role may hold
+    one) for `seconds` while `audit_partitions_ensure` creates partitions: what writers see."""
+    import psycopg
+    from django.db import connection
+
+    connection.ensure_connection()  # the embedded server's socket directory
+    address = {"host": connection.settings_dict["HOST"], "user": connection.settings_dict["USER"], "dbname": DATABASE}
+
+    def partitions(database: psycopg.Connection[Any]) -> set[str]:
+        rows = database.execute(
+            "SELECT child.relname FROM pg_inherits JOIN pg_class child ON child.oid = pg_inherits.inhrelid"
+            " WHERE child.relkind = 'r'"
+        ).fetchall()
+        return {name for (name,) in rows}
+
+    with serving() as server, psycopg.connect(**address, autocommit=True) as owner:
+        _probe(server.port, 3)
+        quiet = _writes_timed(server.port, seconds=5, writers=args.writers)
+        before = partitions(owner)
+        with psycopg.connect(**address) as reader:
+            reader.execute("SELECT count(*) FROM audit_remediation")  # and the transaction stays open
+            started = time.monotonic()
+            command = [str(REPO / ".venv" / "bin" / "python"), "manage.py", "audit_partitions_ensure"]
+            creator = subprocess.Popen(
+                [*command, "--months-ahead", str(args.months_ahead)],
+                cwd=REPO,
+                env=_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            held = _writes_timed(server.port, seconds=args.seconds, writers=args.writers)
+            reader.rollback()
+        creator.wait(timeout=600)
+        ddl_seconds = time.monotonic() - started
+        created = partitions(owner) - before
+        for name in created:  # the scratch database as it was, for the next run
+            owner.execute(f"DROP TABLE {name}")
+    return {
+        "held_seconds": args.seconds,
+        "writers": args.writers,
+        "quiet": quiet,
+        "while_held": held,
+        "partitions_created": len(created),
+        "ddl_exit": creator.returncode,
+        "ddl_seconds_from_start": round(ddl_seconds, 1),
+    }
+
+
+def _writes_timed(port: int, *, seconds: float, writers: int) -> dict[str, Any]:
+    """`writers` threads writing one record after another for `seconds`."""
+    latencies: list[float] = []
+    statuses: list[int] = []
+    deadline = time.monotonic() + seconds
+
+    def writer() -> None:
+        while time.monotonic() < deadline:
+            latency, status = _timed(lambda: _write(port))
+            latencies.append(latency)
+            statuses.append(status)
+
+    threads = [threading.Thread(target=writer) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {
+        **_percentiles(latencies),
+        "writes": len(statuses),
+        "answers": {str(code): statuses.count(code) for code in sorted(set(statuses))},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -326,8 +400,12 @@ def main() -> None:
     command = commands.add_parser("logins")
     command.add_argument("--logins", type=int, default=90)
     command.add_argument("--concurrency", type=int, default=30)
+    command = commands.add_parser("ddl")
+    command.add_argument("--seconds", type=float, default=20)
+    command.add_argument("--writers", type=int, default=4)
+    command.add_argument("--months-ahead", type=int, default=18)
     args = parser.parse_args()
-    runs = {"slow": slow, "form": form, "tokens": tokens, "logins": logins}
+    runs = {"slow": slow, "form": form, "tokens": tokens, "logins": logins, "ddl": ddl}
     print(json.dumps(runs[args.command](args), indent=2))
 
 

@@ -31,14 +31,16 @@ DB_BACKOFF_S = 0.05
 # SQLSTATEs worth a retry: serialization failure, deadlock, and the connection going away
 # (class 08, admin/crash shutdown, cannot connect now).
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03"}
-_LOCK_NOT_AVAILABLE = "55P03"
+#: A lock not granted within lock_timeout.
+LOCK_NOT_AVAILABLE = "55P03"
 # The statement ran out its statement_timeout (the runtime role's 5 s): the database is too
 # slow or a lock blocks the table. A retry would hold the thread and a pooled connection that
 # long again while the pool runs dry behind it, so the caller is told to come back later.
 _QUERY_CANCELED = "57014"
 
 
-def _sqlstate(exc: BaseException) -> str | None:
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a Django database error (None: no server answer, e.g. a lost connection)."""
     cause = exc.__cause__
     return getattr(cause, "sqlstate", None)
 
@@ -46,7 +48,7 @@ def _sqlstate(exc: BaseException) -> str | None:
 def _is_transient(exc: DatabaseError) -> bool:
     if isinstance(exc, IntegrityError):
         return False
-    state = _sqlstate(exc)
+    state = sqlstate(exc)
     if state is None:
         # No SQLSTATE: the connection failed or was lost (psycopg OperationalError).
         return True
@@ -65,8 +67,8 @@ def with_db_retries(operation: Callable[[], T], *, sleep: Callable[[float], None
         try:
             return operation()
         except DatabaseError as exc:
-            state = _sqlstate(exc)
-            if state == _LOCK_NOT_AVAILABLE:
+            state = sqlstate(exc)
+            if state == LOCK_NOT_AVAILABLE:
                 raise IdempotencyKeyInFlight() from exc
             if state == _QUERY_CANCELED:
                 logger.error("database statement cancelled (statement timeout): %s", exc)

@@ -17,7 +17,13 @@ from django.utils import timezone
 from audit.models import AUDIT_MODELS, AuditKind
 from audit.write.idempotency import request_sha256
 from audit.write.statements import fingerprint_json
-from tests.kubernaut_storage.database.test_roles import ADMIN, RUNTIME, _write, runtime_connection  # noqa: F401 - fixture
+from tests.kubernaut_storage.database.test_roles import (  # noqa: F401 - fixtures
+    ADMIN,
+    RUNTIME,
+    _write,
+    database_roles,
+    runtime_connection,
+)
 from testutils.admin_rows import bulk_remediations
 from testutils.factories import VALID_BODIES
 from testutils.metrics import sample
