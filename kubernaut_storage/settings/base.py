@@ -166,6 +166,12 @@ AUDIT_MAX_BODY_BYTES = env.int("AUDIT_MAX_BODY_BYTES", default=1024 * 1024)
 AUDIT_BATCH_MAX_RECORDS = env.int("AUDIT_BATCH_MAX_RECORDS", default=500)
 if AUDIT_BATCH_MAX_RECORDS < 1:
     raise ImproperlyConfigured("AUDIT_BATCH_MAX_RECORDS must be >= 1")
+# Records of many-record requests a worker holds at once, across its threads; beyond, 503 +
+# Retry-After (audit/write/records_in_flight.py). One maximum-size batch per worker: what the
+# pod's 1536 Mi holds with three workers embedding with the local model (docs/SECURITY.md).
+AUDIT_RECORDS_IN_FLIGHT = env.int("AUDIT_RECORDS_IN_FLIGHT", default=500)
+if AUDIT_RECORDS_IN_FLIGHT < 1:
+    raise ImproperlyConfigured("AUDIT_RECORDS_IN_FLIGHT must be >= 1")
 # The audit API's parser reads its stream up to AUDIT_MAX_BODY_BYTES itself (413 as
 # problem+json); Django's own form limits (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB) stay on for
 # everything else, the admin's login form included.
