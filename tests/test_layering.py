@@ -28,4 +28,4 @@ def test_embeddings_never_imports_audit():
 
 
 def test_the_scan_sees_imports():
-    assert "embeddings.models" in _imported_modules(ROOT / "audit" / "write" / "single.py")
+    assert "embeddings.models" in _imported_modules(ROOT / "audit" / "write" / "statements.py")
