@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AuditConfig(AppConfig):
@@ -15,3 +16,6 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         # Registers the OpenAPI description of the bearer-token authentication.
         import kubernaut_storage.http.openapi  # noqa: F401
+        from audit.write.lag_bound import write_lag_bound_apply
+
+        post_migrate.connect(write_lag_bound_apply, sender=self, dispatch_uid="audit-write-lag-bound")

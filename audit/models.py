@@ -180,7 +180,8 @@ class IdempotencyKey(models.Model):
     """A claimed Idempotency-Key, scoped to caller + endpoint.
 
     Claimed in the same transaction as the audit row(s) it produced, so a key exists exactly
-    when its rows do. Kept at least 24 h; `idempotency_keys_prune` removes older ones.
+    when its rows do; replayed only when its `answer_hmac` verifies. Kept at least 24 h;
+    `idempotency_keys_prune` removes older ones.
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -195,6 +196,13 @@ class IdempotencyKey(models.Model):
     key = models.CharField(max_length=limits.IDEMPOTENCY_KEY_LENGTH)
     request_sha256 = models.CharField(max_length=64)
     response_body = models.JSONField()
+    # The database role that claims keys cannot compute it (audit/write/idempotency.py). A
+    # database default, so a pod of the previous version still claims keys during a rollout.
+    answer_hmac = models.CharField(
+        max_length=64,
+        db_default="",
+        help_text="HMAC-SHA256 under the service's secret key of scope, actor, key, request hash and answer.",
+    )
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

@@ -95,7 +95,6 @@ def audit_batch_create(
         actor=actor,
         idempotency_key=idempotency_key,
         payload=payload,
-        record_kinds=[record.kind for record in records],
         prepare=prepare,
     )
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from audit.models import AuditKind
 from audit.write.idempotency import (
     ConcurrentKeyClaimError,
     idempotency_key_claim,
@@ -61,26 +60,21 @@ def audit_write_commit(
     actor: str,
     idempotency_key: str | None,
     payload: Mapping[str, Any],
-    record_kinds: Sequence[AuditKind],
     prepare: Callable[[], PreparedWrite],
 ) -> AuditWrite:
     """Replay the answer an Idempotency-Key already holds, or `prepare()` the write, run it and
     claim the key in one transaction.
 
     `scope`: the key's scope (the endpoint); `payload`: the body as received, hashed for the
-    key (only when there is one: a batch body is up to AUDIT_MAX_BODY_BYTES of JSON);
-    `record_kinds`: the kind of each record of the request, in order.
+    key (only when there is one: a batch body is up to AUDIT_MAX_BODY_BYTES of JSON).
     """
     payload_sha256 = request_sha256(payload) if idempotency_key is not None else ""
-    lookup = idempotency_key_lookup(
-        actor=actor, scope=scope, key=idempotency_key, payload_sha256=payload_sha256, record_kinds=record_kinds
-    )
+    lookup = idempotency_key_lookup(actor=actor, scope=scope, key=idempotency_key, payload_sha256=payload_sha256)
     if lookup.replay is not None:
         return AuditWrite(body=lookup.replay, replayed=True)
-    key = lookup.key
     prepared = prepare()
 
-    def write() -> AuditWrite:
+    def write(key: str | None) -> AuditWrite:
         if key is None and len(prepared.statements) == 1 and not connection.in_atomic_block:
             return AuditWrite(body=_answer(prepared), replayed=False)
         # The key claim must commit with the rows; a caller's transaction gets a savepoint.
@@ -92,16 +86,18 @@ def audit_write_commit(
                 raise ConcurrentKeyClaimError
         return AuditWrite(body=body, replayed=False)
 
+    claim = lookup.key
     try:
-        written = with_db_retries(write)
+        written = with_db_retries(lambda: write(claim))
     except ConcurrentKeyClaimError:
         # A concurrent request with the same key committed first; our transaction rolled
         # back whole, so exactly one copy of the records exists.
-        assert key is not None
-        stored = replay_after_lost_claim(
-            actor=actor, scope=scope, key=key, payload_sha256=payload_sha256, record_kinds=record_kinds
-        )
-        return AuditWrite(body=stored, replayed=True)
+        assert claim is not None
+        stored = replay_after_lost_claim(actor=actor, scope=scope, key=claim, payload_sha256=payload_sha256)
+        if stored is not None:
+            return AuditWrite(body=stored, replayed=True)
+        # The key was planted meanwhile (not believed, counted): the records are stored anyway.
+        written = with_db_retries(lambda: write(None))
     if prepared.deferred:
         # Counted once the records and their backlog rows committed, not when the chain
         # failed: the metric then equals the rows `embeddings_backfill` has to do.

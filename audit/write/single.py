@@ -81,6 +81,5 @@ def audit_record_create(
         actor=actor,
         idempotency_key=idempotency_key,
         payload=payload,
-        record_kinds=[kind],
         prepare=prepare,
     )

@@ -348,15 +348,11 @@ if AUDIT_SEAL_WINDOW_SECONDS < 1 or 86400 % AUDIT_SEAL_WINDOW_SECONDS:
 # AUDIT_WRITE_MAX_LAG_SECONDS and the runtime role's statement and idle timeouts).
 AUDIT_SEAL_SETTLE_SECONDS = env.int("AUDIT_SEAL_SETTLE_SECONDS", default=60)
 # The database refuses a row whose recorded_at is more than this behind its INSERT statement's
-# start (the kubernaut.audit_max_write_lag session setting); 0 leaves it unchecked.
+# start; 0 leaves it unchecked. Held by the database, where the API pods' role cannot change
+# it: `manage.py migrate` (the owner) writes it there (audit/write/lag_bound.py).
 AUDIT_WRITE_MAX_LAG_SECONDS = env.int("AUDIT_WRITE_MAX_LAG_SECONDS", default=10)
-if AUDIT_WRITE_MAX_LAG_SECONDS > 0:
-    if AUDIT_WRITE_MAX_LAG_SECONDS >= AUDIT_SEAL_SETTLE_SECONDS:
-        raise ImproperlyConfigured("AUDIT_WRITE_MAX_LAG_SECONDS must be below AUDIT_SEAL_SETTLE_SECONDS")
-    DATABASES["default"]["OPTIONS"]["options"] = (
-        DATABASES["default"]["OPTIONS"].get("options", "")
-        + f" -c kubernaut.audit_max_write_lag={AUDIT_WRITE_MAX_LAG_SECONDS}s"
-    ).strip()
+if AUDIT_WRITE_MAX_LAG_SECONDS > 0 and AUDIT_WRITE_MAX_LAG_SECONDS >= AUDIT_SEAL_SETTLE_SECONDS:
+    raise ImproperlyConfigured("AUDIT_WRITE_MAX_LAG_SECONDS must be below AUDIT_SEAL_SETTLE_SECONDS")
 # The copy of every seal outside the database (a volume, a synced bucket, WORM storage).
 AUDIT_SEAL_DIR = Path(env.str("AUDIT_SEAL_DIR", default=str(BASE_DIR / ".data" / "seals")))
 # The Ed25519 signing key (PEM), for `audit_seal` only: the API pods never need it.
