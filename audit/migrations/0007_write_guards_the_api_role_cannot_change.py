@@ -10,10 +10,11 @@
    any session may SET, the runtime role's included) into `audit_write_limits`, a one-row table
    only its owner can write. The sealed-window trigger reads it inside each INSERT, beside the
    end of the last seal: a row whose recorded_at lies further behind its statement's start is
-   refused, whoever inserts it. `manage.py migrate` (run as the owner) sets it to
-   AUDIT_WRITE_MAX_LAG_SECONDS after every migration (audit/write/lag_bound.py); NULL leaves it
-   unchecked. The owner (it migrates and maintains, and could drop the trigger anyway) may still
-   set its own bound for its session, '' for none, to store rows dated in the past on purpose.
+   refused, unless the inserting role owns the table, as with the clock bound of migration 0005
+   (the owner migrates and maintains, stores past rows on purpose, and could drop the trigger
+   anyway). `manage.py migrate` (run as the owner) sets it to AUDIT_WRITE_MAX_LAG_SECONDS after
+   every migration (audit/write/lag_bound.py); NULL leaves it unchecked. The session setting
+   remains a bound a session may add for itself, never one it can lift.
 
 Every statement waits at most 2 s for its lock: the keys table's ALTER queues the write path's
 claims behind it for no longer than that (the migration Job fails and is run again instead).
@@ -49,14 +50,17 @@ BEGIN
         RAISE EXCEPTION 'recorded_at % is in a sealed window (sealed until %): % refuses it',
             NEW.recorded_at, sealed_until, TG_TABLE_NAME USING ERRCODE = 'check_violation';
     END IF;
-    -- Looked up only when a session set its own bound: the usual insert pays nothing for it.
-    IF session_lag IS NOT NULL
-       AND pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER') THEN
-        max_lag := NULLIF(session_lag, '')::interval;
-    END IF;
-    IF max_lag IS NOT NULL AND NEW.recorded_at < statement_timestamp() - max_lag THEN
+    -- A bound a session sets for itself (the owner's tests and tools do) adds to the table's.
+    IF session_lag <> '' AND NEW.recorded_at < statement_timestamp() - session_lag::interval THEN
         RAISE EXCEPTION 'recorded_at % is more than % behind the statement: % refuses it',
-            NEW.recorded_at, max_lag, TG_TABLE_NAME USING ERRCODE = 'check_violation';
+            NEW.recorded_at, session_lag, TG_TABLE_NAME USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.recorded_at < statement_timestamp() - max_lag THEN
+        -- Looked up only for a row out of the bound: the usual insert pays one comparison.
+        IF NOT pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'MEMBER') THEN
+            RAISE EXCEPTION 'recorded_at % is more than % behind the statement: % refuses it',
+                NEW.recorded_at, max_lag, TG_TABLE_NAME USING ERRCODE = 'check_violation';
+        END IF;
     END IF;
     RETURN NEW;
 END

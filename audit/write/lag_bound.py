@@ -3,8 +3,9 @@
 The sealed-window trigger refuses a row whose recorded_at lies further behind its INSERT than
 `audit_write_limits.max_write_lag` (migration audit.0007), so a write that waited, retried or
 stalled longer cannot enter a window `audit_seal` may already have sealed. The table is the
-owner's: the API pods' role reads it and cannot change it, not even for its own session.
-`manage.py migrate`, which the owner runs before every rollout, writes the setting into it.
+owner's: the API pods' role reads it and cannot change it, nor lift it for its own session
+(the owner's own inserts are not bound, as with the clock bound). `manage.py migrate`, which
+the owner runs before every rollout, writes the setting into it.
 """
 
 from __future__ import annotations
