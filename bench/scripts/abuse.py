@@ -326,7 +326,8 @@ def _pod_rss_mb(master_pid: int) -> float:
 
 def _batch_bodies(*, records: int, count: int) -> list[bytes]:
     """`count` batch bodies of `records` records each, fresh texts (every one embedded), the
-    records padded in their message so the body is as close to AUDIT_MAX_BODY_BYTES as fits."""
+    records' messages padded towards AUDIT_MAX_BODY_BYTES, so their texts are the longest the
+    model reads."""
     from django.conf import settings
 
     from bench.workload import batch_templates, templates
@@ -339,7 +340,9 @@ def _batch_bodies(*, records: int, count: int) -> list[bytes]:
         words = f"words {unique} " + "w" * pad
         return template.replace(b"@ID@", unique.encode()).replace(b"@WORDS@", words.encode())
 
-    pad = max(0, (settings.AUDIT_MAX_BODY_BYTES - len(body(0, 0)) - 1024) // records)
+    # Past ~1,500 characters a text is truncated at the model's 256 tokens anyway; a message
+    # holds at most MESSAGE_LENGTH.
+    pad = min(2000, max(0, (settings.AUDIT_MAX_BODY_BYTES - len(body(0, 0)) - 1024) // records))
     bodies = [body(number, pad) for number in range(count)]
     assert all(len(body) <= settings.AUDIT_MAX_BODY_BYTES for body in bodies)
     return bodies
