@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AuditConfig(AppConfig):
@@ -20,3 +21,6 @@ class AuditConfig(AppConfig):
 
         # Read from the database at scrape time: the sealing Jobs are never scraped themselves.
         scrape_collector_register(name="audit_seals", collector=SealCollector())
+        from audit.write.lag_bound import write_lag_bound_apply
+
+        post_migrate.connect(write_lag_bound_apply, sender=self, dispatch_uid="audit-write-lag-bound")

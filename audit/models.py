@@ -169,29 +169,48 @@ AUDIT_MODELS: dict[AuditKind, type[AuditRecord]] = {
 }
 
 
+#: The Idempotency-Key scope of batches. Each single-record endpoint's scope is its kind: a key
+#: used for a single record and for a batch names two different requests.
+BATCH_SCOPE = "batch"
+
+
 class IdempotencyKey(models.Model):
     """A claimed Idempotency-Key, scoped to caller + endpoint.
 
-    Claimed in the same transaction as the audit row it produced, so a key exists exactly when
-    its audit row does. Kept at least 24 h; `idempotency_keys_prune` removes older ones.
+    Claimed in the same transaction as the audit row(s) it produced, so a key exists exactly
+    when its rows do; replayed only when its `answer_hmac` verifies. Kept at least 24 h;
+    `idempotency_keys_prune` removes older ones.
     """
 
     id = models.BigAutoField(primary_key=True)
     actor = models.CharField(max_length=255)
-    kind = models.CharField(max_length=16, choices=AuditKind.choices)
+    # The column keeps its first name: renaming it would rewrite nothing but cost a lock.
+    scope = models.CharField(
+        max_length=16,
+        db_column="kind",
+        choices=[*AuditKind.choices, (BATCH_SCOPE, "Batch")],
+        help_text="The endpoint the key was sent to: a record kind, or batch.",
+    )
     key = models.CharField(max_length=limits.IDEMPOTENCY_KEY_LENGTH)
     request_sha256 = models.CharField(max_length=64)
     response_body = models.JSONField()
+    # The database role that claims keys cannot compute it (audit/write/idempotency.py). A
+    # database default, so a pod of the previous version still claims keys during a rollout.
+    answer_hmac = models.CharField(
+        max_length=64,
+        db_default="",
+        help_text="HMAC-SHA256 under the service's secret key of scope, actor, key, request hash and answer.",
+    )
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:
         db_table = "audit_idempotency_keys"
         constraints = [
-            models.UniqueConstraint(fields=["actor", "kind", "key"], name="audit_idempotency_key_scope_uniq"),
+            models.UniqueConstraint(fields=["actor", "scope", "key"], name="audit_idempotency_key_scope_uniq"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.key}"
+        return f"{self.scope}:{self.key}"
 
 
 class AuditSeal(models.Model):

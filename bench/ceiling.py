@@ -1,8 +1,8 @@
 """The database's own ceiling for the write path: the service's statement, straight from psycopg.
 
 `ceiling_statements` asks the service's code, once and outside the measurement, for the
-statements it would send for the cached scenario's bodies (audit/write/single.py:
-`audit_insert_statement`: the same SQL, the same parameters, the vector of the remote model).
+statements it would send for the cached scenario's bodies (audit/write/statements.py:
+`record_insert_statement`: the same SQL, the same parameters, the vector of the remote model).
 `ceiling_run` then sends them from `connections` threads, each on its own autocommit psycopg
 connection, as fast as PostgreSQL answers: the same schema, indexes and transaction shape
 (one statement, committed on its own, prepared after five uses, binary vector), with no HTTP,
@@ -11,7 +11,6 @@ no Django and no embedding lookup in the way.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,8 +48,7 @@ def ceiling_statements(
 
     from audit.api.serializers import audit_validated
     from audit.models import AuditKind
-    from audit.write.idempotency import canonical_json
-    from audit.write.single import audit_insert_statement
+    from audit.write.statements import RecordRow, record_content_sha256, record_insert_statement
     from audit.write.texts import audit_text
     from embeddings.providers.base import Embedding
     from embeddings.services import text_sha256
@@ -65,20 +63,19 @@ def ceiling_statements(
         data = audit_validated(kind=kind, data=payload)
         text = audit_text(kind=kind, data=data)
         recorded_at = timezone.now()
-        content = {"payload": payload, "recordedAt": recorded_at.isoformat(), "actor": actor}
-        statement = audit_insert_statement(
-            kind=kind,
+        row = RecordRow(
+            index=0,
             data=data,
             payload=payload,
-            actor=actor,
-            request_id=f"ceiling{number}",
-            recorded_at=recorded_at,
-            content_sha256=hashlib.sha256(canonical_json(content)).hexdigest(),
             embedding=Embedding(
                 vector=deterministic_vector(model, text, dimensions) if vectors is None else vectors[number],
                 model=model,
             ),
             input_sha256=text_sha256(text),
+            content_sha256=record_content_sha256(payload=payload, recorded_at=recorded_at, actor=actor),
+        )
+        statement = record_insert_statement(
+            kind=kind, row=row, actor=actor, request_id=f"ceiling{number}", recorded_at=recorded_at
         )
         statements.append(Statement(sql=statement.sql, params=statement.params))
     return statements

@@ -64,12 +64,12 @@ def _measure(args: argparse.Namespace, work_dir: Any) -> None:
     from django.core.handlers.wsgi import WSGIHandler
     from django.test import override_settings
 
-    from audit.write import database as write_database
     from bench.profile import requests_from, wsgi_caller
     from bench.workload import templates, templates_write
+    from kubernaut_storage.database import connections
 
     logging.disable(logging.WARNING)
-    instrumented = write_database.ServerBindingCursor
+    instrumented = connections.ServerBindingCursor
     ours = [name for name in settings.MIDDLEWARE if not name.startswith("django_prometheus.")]
     # Placed as its documentation says: first after the probes (answered before it), and last.
     bracketed = [ours[0], MIDDLEWARE_BEFORE, *ours[1:], MIDDLEWARE_AFTER]
@@ -93,18 +93,18 @@ def _measure(args: argparse.Namespace, work_dir: Any) -> None:
                 raise RuntimeError(f"{status}: {content[:300]!r}")
 
     run(with_middleware, 400)  # warm: connections, the cache, every template once
-    calls = {name: _python_calls_per_request(run, *variant, write_database) for name, variant in variants.items()}
+    calls = {name: _python_calls_per_request(run, *variant, connections) for name, variant in variants.items()}
     per_request: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
     for round_index in range(args.rounds):
         order = names[round_index % len(names) :] + names[: round_index % len(names)]
         for name in order:
             call, cursor = variants[name]
-            write_database.ServerBindingCursor = cursor
+            connections.ServerBindingCursor = cursor
             started = time.process_time()
             run(call, args.requests)
             per_request[name].append((time.process_time() - started) / args.requests * 1000)
-    write_database.ServerBindingCursor = instrumented
+    connections.ServerBindingCursor = instrumented
     # The least disturbed round (lowest CPU) estimates the cost best on a shared machine, where
     # other processes inflate CPU time too (caches, SMT siblings); the median is shown beside it.
     best, middle = min(per_request["none"]), statistics.median(per_request["none"])
@@ -117,8 +117,8 @@ def _measure(args: argparse.Namespace, work_dir: Any) -> None:
         )
 
 
-def _python_calls_per_request(run: Any, call: Any, cursor: Any, write_database: Any, requests: int = 100) -> float:
-    write_database.ServerBindingCursor = cursor
+def _python_calls_per_request(run: Any, call: Any, cursor: Any, connections: Any, requests: int = 100) -> float:
+    connections.ServerBindingCursor = cursor
     run(call, 20)
     counted = [0]
 

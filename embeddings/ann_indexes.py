@@ -115,6 +115,11 @@ def ann_index_build(
 
     An invalid index of the same name, left by an interrupted build, is dropped first.
     Must run outside a transaction, as CREATE INDEX CONCURRENTLY requires.
+
+    No lock_timeout (unlike partition creation, kubernaut_storage/database/ddl.py): both
+    statements lock only a closed month's partition, which no write inserts into, and in SHARE
+    UPDATE EXCLUSIVE mode, which lets writes through while it waits. A timeout would instead
+    abort the build during its waits for older transactions and leave an invalid index.
     """
     started = time.perf_counter()
     with connection.cursor() as cursor:

@@ -44,6 +44,11 @@ class BatchEnvelope:
     def kinds(self) -> dict[int, AuditKind]:
         return {index: kind for index, kind, _ in self.items}
 
+    @property
+    def records(self) -> int:
+        """How many records the batch holds, sound or not."""
+        return len(self.items) + len(self.errors)
+
 
 def audit_batch_envelope(*, data: Any, max_records: int) -> BatchEnvelope:
     """The batch's items, checked only as far as `{kind, record}`: enough to authorize them.

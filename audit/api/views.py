@@ -25,6 +25,7 @@ from audit.api.openapi import WRITE_HEADERS, write_responses
 from audit.api.serializers import AUDIT_SERIALIZERS, audit_validated
 from audit.models import AuditKind
 from audit.write.batch import audit_batch_create
+from audit.write.records_in_flight import RecordsInFlightFull, records_in_flight
 from audit.write.single import audit_record_create
 from kubernaut_storage.auth.authentication import (
     AllowedServiceAccounts,
@@ -162,18 +163,24 @@ class AuditBatchCreateApi(AuditWriteApi):
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         idempotency_key = self.idempotency_key_of(request)
+        if records_in_flight().full:
+            # Refused before its body is parsed: a client sending a large batch again and again
+            # while the worker is busy costs it next to nothing.
+            raise RecordsInFlightFull()
         envelope = audit_batch_envelope(data=request.data, max_records=settings.AUDIT_BATCH_MAX_RECORDS)
         if settings.AUTH_MODE == "tokenreview":
             writers_forbidden(request, kinds={index: kind.value for index, kind in envelope.kinds.items()})
-        records = audit_batch_validated(envelope=envelope)
-        self.batch_kinds = tuple(record.kind for record in records)
-        write = audit_batch_create(
-            records=records,
-            payload=request.data,
-            actor=request_actor(request),
-            request_id=request._request.request_id,  # type: ignore[attr-defined]
-            idempotency_key=idempotency_key,
-        )
+        # From validation on, what the request holds grows with its records.
+        with records_in_flight().admitted(envelope.records):
+            records = audit_batch_validated(envelope=envelope)
+            self.batch_kinds = tuple(record.kind for record in records)
+            write = audit_batch_create(
+                records=records,
+                payload=request.data,
+                actor=request_actor(request),
+                request_id=request._request.request_id,  # type: ignore[attr-defined]
+                idempotency_key=idempotency_key,
+            )
         headers = {"Idempotent-Replayed": "true"} if write.replayed else {}
         return Response(write.body, status=status.HTTP_201_CREATED, headers=headers)
 

@@ -46,7 +46,7 @@ def create_partitions(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) 
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0005_recorded_at_bound'),
+        ('audit', '0007_write_guards_the_api_role_cannot_change'),
     ]
 
     operations = [

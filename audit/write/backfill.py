@@ -20,7 +20,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from audit.models import AUDIT_MODELS, AuditKind, AuditRecord
-from audit.write.single import audit_embedding_seed
+from audit.write.statements import audit_embedding_seed
 from audit.write.texts import audit_text, payload_as_data
 from embeddings.chain import ProviderChain
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding

@@ -13,6 +13,8 @@ database, never production), migrated first, with the local model:
     .venv/bin/python bench/scripts/abuse.py metrics-idle --connections 16
     .venv/bin/python bench/scripts/abuse.py schema --concurrency 16 [--rate 50]
     .venv/bin/python bench/scripts/abuse.py unknown-keys --keys 45000 [--shape list]
+    .venv/bin/python bench/scripts/abuse.py batches --records 500 --concurrency 16
+    .venv/bin/python bench/scripts/abuse.py ddl --seconds 20
 
 Each prints one JSON object with its figures.
 """
@@ -48,10 +50,12 @@ django.setup()
 from audit.models import AuditKind
 from testutils.factories import VALID_BODIES
 from testutils.gunicorn import Gunicorn, free_port, gunicorn_env, gunicorn_spawn, request
+from testutils.openai_server import OpenAICompatibleServer
 from testutils.tokenreview_server import FakeTokenReviewServer, jwt_shaped
 
 DATABASE = "kubernaut_abuse_bench"
 WRITE_PATH = "/api/v1/audit/remediation"
+BATCH_PATH = "/api/v1/audit/batch"
 
 
 def _env(**overrides: str) -> dict[str, str]:
@@ -977,6 +981,205 @@ def unknown_keys(args: argparse.Namespace) -> dict[str, Any]:
                 }
             )
     return {"body_bytes": len(payload), "shape": args.shape, "invalid_parts": args.keys, "answers": answers}
+def _pod_rss_mb(master_pid: int) -> float:
+    """Resident memory of the whole pod: the master (it serves the metrics) and its workers."""
+    master = Path(f"/proc/{master_pid}/status").read_text()
+    rss_kb = next(int(line.split()[1]) for line in master.splitlines() if line.startswith("VmRSS:"))
+    return round(rss_kb / 1024 + sum(_worker_rss_mb(master_pid).values()), 1)
+
+
+def _batch_bodies(*, records: int, count: int) -> list[bytes]:
+    """`count` batch bodies of `records` records each, fresh texts (every one embedded), the
+    records' messages padded towards AUDIT_MAX_BODY_BYTES, so their texts are the longest the
+    model reads."""
+    from django.conf import settings
+
+    from bench.workload import batch_templates, templates
+
+    (_, template), *_ = batch_templates(templates(count=200, fresh=True), size=records, count=1)
+    prefix = time.time_ns()
+
+    def body(number: int, pad: int) -> bytes:
+        unique = f"b{prefix}-{number:06d}"
+        words = f"words {unique} " + "w" * pad
+        return template.replace(b"@ID@", unique.encode()).replace(b"@WORDS@", words.encode())
+
+    # Past ~1,500 characters a text is truncated at the model's 256 tokens anyway; a message
+    # holds at most MESSAGE_LENGTH.
+    pad = min(2000, max(0, (settings.AUDIT_MAX_BODY_BYTES - len(body(0, 0)) - 1024) // records))
+    bodies = [body(number, pad) for number in range(count)]
+    assert all(len(body) <= settings.AUDIT_MAX_BODY_BYTES for body in bodies)
+    return bodies
+
+
+def batches(args: argparse.Namespace) -> dict[str, Any]:
+    """`concurrency` clients posting maximum-size batches `rounds` times each, each sent again on
+    a 503 until stored: the pod's RSS (master and workers, sampled every 100 ms) fresh, warm and
+    at its peak, the answers, the refusals, batch times and CPU."""
+    bodies = _batch_bodies(records=args.records, count=args.concurrency * args.rounds + 2 * args.workers)
+    # As the pod runs (k8s/base/configmap.yaml): glibc's arenas capped, the given workers; the
+    # OpenAI-compatible primary (testutils/openai_server.py, 1536-d) or the local model alone.
+    overrides = {"MALLOC_ARENA_MAX": "2", "GUNICORN_WORKERS": str(args.workers)}
+    with contextlib.ExitStack() as stack:
+        if args.embedder == "remote":
+            embedder = stack.enter_context(OpenAICompatibleServer())
+            overrides.update(EMBEDDING_OPENAI_API_KEY="abuse-bench", EMBEDDING_OPENAI_BASE_URL=embedder.base_url)
+        if args.records_in_flight:
+            overrides["AUDIT_RECORDS_IN_FLIGHT"] = str(args.records_in_flight)
+        server = stack.enter_context(serving(**overrides))
+
+        def post(body: bytes) -> tuple[float, int, str]:
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=300)
+            started = time.perf_counter()
+            try:
+                connection.request("POST", BATCH_PATH, body=body, headers={"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+                return (time.perf_counter() - started) * 1000, response.status, response.getheader("Retry-After") or ""
+            finally:
+                connection.close()
+
+        _probe(server.port, 3)
+        fresh = _pod_rss_mb(server.process.pid)
+        # Batches one at a time first: every worker's model, pools and caches warm before the
+        # baseline, so the peak shows what concurrent batches add.
+        for body in bodies[: 2 * args.workers]:
+            post(body)
+        idle = _pod_rss_mb(server.process.pid)
+        peak = [idle]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.1):
+                with contextlib.suppress(OSError, StopIteration):
+                    peak.append(_pod_rss_mb(server.process.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        cpu_before = _processes_cpu_s(server.process.pid)
+        started = time.monotonic()
+        refusals: list[str] = []
+
+        def post_until_stored(body: bytes) -> tuple[float, int, str]:
+            # A 503 is sent again after --retry-delay (an impatient client ignores Retry-After).
+            while True:
+                latency, status, retry_after = post(body)
+                if status != 503:
+                    return latency, status, retry_after
+                refusals.append(retry_after)
+                time.sleep(args.retry_delay)
+
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            answers = list(pool.map(post_until_stored, bodies[2 * args.workers :]))
+        elapsed = time.monotonic() - started
+        cpu = _processes_cpu_s(server.process.pid) - cpu_before
+        stop.set()
+        sampler.join()
+    stored = [latency for latency, status, _ in answers if status == 201]
+    statuses = [status for _, status, _ in answers]
+    return {
+        "records_per_batch": args.records,
+        "body_bytes": len(bodies[0]),
+        "concurrency": args.concurrency,
+        "batches": len(answers),
+        "seconds": round(elapsed, 1),
+        "answers": {str(code): statuses.count(code) for code in sorted(set(statuses))},
+        "refused_503": len(refusals),
+        "retry_after": sorted(set(refusals)),
+        "stored_batch_ms": _percentiles(stored) if stored else None,
+        "pod_cpu_s": round(cpu, 1),
+        "pod_cpu_s_per_stored_batch": round(cpu / len(stored), 2) if stored else None,
+        "workers": args.workers,
+        "embedder": args.embedder,
+        "records_in_flight": args.records_in_flight or "default",
+        "pod_rss_mb_fresh": fresh,
+        "pod_rss_mb_warm": idle,
+        "pod_rss_mb_peak": max(peak),
+    }
+
+
+def _processes_cpu_s(master_pid: int) -> float:
+    """CPU seconds used so far by the master and its workers (utime + stime)."""
+    pids = [master_pid, *_worker_rss_mb(master_pid)]
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def ddl(args: argparse.Namespace) -> dict[str, Any]:
+    """A transaction holding `audit_remediation` (a plain read, as the API pods' role may hold
+    one) for `seconds` while `audit_partitions_ensure` creates partitions: what writers see."""
+    import psycopg
+    from django.db import connection
+
+    connection.ensure_connection()  # the embedded server's socket directory
+    address = {"host": connection.settings_dict["HOST"], "user": connection.settings_dict["USER"], "dbname": DATABASE}
+
+    def partitions(database: psycopg.Connection[Any]) -> set[str]:
+        rows = database.execute(
+            "SELECT child.relname FROM pg_inherits JOIN pg_class child ON child.oid = pg_inherits.inhrelid"
+            " WHERE child.relkind = 'r'"
+        ).fetchall()
+        return {name for (name,) in rows}
+
+    with serving() as server, psycopg.connect(**address, autocommit=True) as owner:
+        _probe(server.port, 3)
+        quiet = _writes_timed(server.port, seconds=5, writers=args.writers)
+        before = partitions(owner)
+        with psycopg.connect(**address) as reader:
+            reader.execute("SELECT count(*) FROM audit_remediation")  # and the transaction stays open
+            started = time.monotonic()
+            command = [str(REPO / ".venv" / "bin" / "python"), "manage.py", "audit_partitions_ensure"]
+            creator = subprocess.Popen(
+                [*command, "--months-ahead", str(args.months_ahead)],
+                cwd=REPO,
+                env=_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            held = _writes_timed(server.port, seconds=args.seconds, writers=args.writers)
+            reader.rollback()
+        creator.wait(timeout=600)
+        ddl_seconds = time.monotonic() - started
+        created = partitions(owner) - before
+        for name in created:  # the scratch database as it was, for the next run
+            owner.execute(f"DROP TABLE {name}")
+    return {
+        "held_seconds": args.seconds,
+        "writers": args.writers,
+        "quiet": quiet,
+        "while_held": held,
+        "partitions_created": len(created),
+        "ddl_exit": creator.returncode,
+        "ddl_seconds_from_start": round(ddl_seconds, 1),
+    }
+
+
+def _writes_timed(port: int, *, seconds: float, writers: int) -> dict[str, Any]:
+    """`writers` threads writing one record after another for `seconds`."""
+    latencies: list[float] = []
+    statuses: list[int] = []
+    deadline = time.monotonic() + seconds
+
+    def writer() -> None:
+        while time.monotonic() < deadline:
+            latency, status = _timed(lambda: _write(port))
+            latencies.append(latency)
+            statuses.append(status)
+
+    threads = [threading.Thread(target=writer) for _ in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {
+        **_percentiles(latencies),
+        "writes": len(statuses),
+        "answers": {str(code): statuses.count(code) for code in sorted(set(statuses))},
+    }
 
 
 def main() -> None:
@@ -1025,10 +1228,23 @@ def main() -> None:
     command.add_argument("--keys", type=int, default=45_000)
     command.add_argument("--shape", choices=("keys", "list"), default="keys")
     command.add_argument("--repeat", type=int, default=3)
+    command = commands.add_parser("batches")
+    command.add_argument("--records", type=int, default=500)
+    command.add_argument("--concurrency", type=int, default=16)
+    command.add_argument("--rounds", type=int, default=1)
+    command.add_argument("--workers", type=int, default=3)
+    command.add_argument("--embedder", choices=["remote", "local"], default="remote")
+    command.add_argument("--records-in-flight", type=int, default=0, help="AUDIT_RECORDS_IN_FLIGHT (0: the default)")
+    command.add_argument("--retry-delay", type=float, default=0.1, help="seconds before sending a 503's batch again")
+    command = commands.add_parser("ddl")
+    command.add_argument("--seconds", type=float, default=20)
+    command.add_argument("--writers", type=int, default=4)
+    command.add_argument("--months-ahead", type=int, default=18)
     args = parser.parse_args()
     runs = {"slow": slow, "form": form, "tokens": tokens, "logins": logins}
     runs |= {"bodies": bodies, "token-flood": token_flood, "spray": spray}
     runs |= {"connections": connections, "metrics-idle": metrics_idle, "schema": schema, "unknown-keys": unknown_keys}
+    runs |= {"batches": batches, "ddl": ddl}
     print(json.dumps(runs[args.command](args), indent=2))
 
 

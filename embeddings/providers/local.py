@@ -33,6 +33,11 @@ DIMENSIONS = 384
 #: truncate earlier than sentence-transformers does and pad every short text.
 MAX_SEQ_LENGTH = 256
 DEFAULT_BATCH_SIZE = 32
+#: What one inference may hold: its attention grows with rows x padded length squared, and one
+#: chunk of 32 texts of 256 tokens took a worker's RSS up by ~700 MB for the call (a batch of
+#: long records, docs/SECURITY.md). Chunks end before rows x length^2 passes this (1 text of
+#: 256 tokens, 4 of 128, 16 of 64): up by ~10-30 MB, and no slower per text.
+MAX_CHUNK_ATTENTION = MAX_SEQ_LENGTH**2
 
 Int64Array = npt.NDArray[np.int64]
 
@@ -204,14 +209,29 @@ class LocalMiniLMProvider:
             # one text at a time (docs/EMBEDDINGS.md).
             order = sorted(range(len(items)), key=lambda i: len(token_ids[i]))
             vectors: list[Vector | None] = [None] * len(items)
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
+            for chunk in chunks_of(order, lengths=[len(ids) for ids in token_ids], batch_size=self.batch_size):
                 result = self._embed_chunk(runtime, [token_ids[i] for i in chunk])
                 for i, vector in zip(chunk, result, strict=True):
                     vectors[i] = vector
         except Exception as exc:
             raise EmbeddingProviderError(f"local embedding failed: {exc}") from exc
         return [v for v in vectors if v is not None]
+
+
+def chunks_of(order: Sequence[int], *, lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """`order` (indexes by ascending length) cut into chunks of at most `batch_size` texts whose
+    rows x longest length^2 stays within MAX_CHUNK_ATTENTION (a longer text goes alone)."""
+    chunks: list[list[int]] = []
+    chunk: list[int] = []
+    for index in order:
+        width = lengths[index]  # the longest of the chunk so far: ascending order
+        if chunk and (len(chunk) == batch_size or (len(chunk) + 1) * width * width > MAX_CHUNK_ATTENTION):
+            chunks.append(chunk)
+            chunk = []
+        chunk.append(index)
+    if chunk:
+        chunks.append(chunk)
+    return chunks
 
 
 def _after_fork() -> None:

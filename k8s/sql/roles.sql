@@ -57,9 +57,9 @@ SELECT format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database())
 -- the sealing job seals can no longer gain a row. The owner's maintenance commands are not bound.
 ALTER ROLE :"runtime" SET statement_timeout = '5s';
 ALTER ROLE :"runtime" SET idle_in_transaction_session_timeout = '5s';
--- The insert trigger refuses rows further behind their statement than this (the service also
--- sends it as a connection option; this covers poolers that drop startup options).
-ALTER ROLE :"runtime" SET kubernaut.audit_max_write_lag = '10s';
+-- The write-lag bound lives in the owner's audit_write_limits table, which the runtime role
+-- cannot change; a session setting of the runtime role's own is ignored (docs/DATABASE_ROLES.md).
+ALTER ROLE :"runtime" RESET kubernaut.audit_max_write_lag;
 
 -- Tables the owner creates later (new partitions, new tables) are readable at once.
 -- Nothing else is a default: every write privilege below is named table by table.

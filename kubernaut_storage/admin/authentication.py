@@ -18,7 +18,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import User
 from django.http import HttpRequest
 
-from kubernaut_storage.admin.guard import connection_release
+from kubernaut_storage.database.connections import connection_release
 
 
 class PoolReleasingModelBackend(ModelBackend):

@@ -6,15 +6,15 @@
   nothing an auditor types can hold the database longer. It is set on the request's connection
   at its first query and reset before the connection goes back to the pool, which the write
   path shares.
-- `connection_release` hands the request's pooled connection back early, e.g. before a
-  password hash that takes a good part of a second: a login flood must not hold the pool.
+- The timeout is undone when kubernaut_storage/database/connections.py's `connection_release`
+  hands the request's pooled connection back early, e.g. before a password hash that takes a
+  good part of a second: a login flood must not hold the pool.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 import psycopg
@@ -58,22 +58,6 @@ class _StatementTimeout:
             cursor.cursor.execute("RESET statement_timeout")
 
 
-_current: ContextVar[_StatementTimeout | None] = ContextVar("admin_statement_timeout", default=None)
-
-
-def connection_release() -> None:
-    """Give this request's connection back to the pool now (a later query takes another).
-
-    Inside a transaction (the tests' own, or an atomic view) the connection must stay.
-    """
-    if connection.in_atomic_block:
-        return
-    timeout = _current.get()
-    if timeout is not None:
-        timeout.reset()
-    connection.close()
-
-
 class AdminGuardMiddleware:
     """Refuses NUL bytes and bounds query time for every request under /admin/."""
 
@@ -86,10 +70,8 @@ class AdminGuardMiddleware:
         if _carries_nul(request):
             return HttpResponseBadRequest("NUL bytes are not allowed in admin URLs.", content_type="text/plain")
         timeout = _StatementTimeout(round(settings.ADMIN_STATEMENT_TIMEOUT_SECONDS * 1000))
-        token = _current.set(timeout)
         try:
             with connection.execute_wrapper(timeout):
                 return self.get_response(request)
         finally:
-            _current.reset(token)
             timeout.reset()

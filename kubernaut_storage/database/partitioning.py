@@ -17,6 +17,8 @@ from django.apps import apps
 from django.db import connection
 from psycopg import sql
 
+from kubernaut_storage.database.ddl import ddl_with_lock_timeout
+
 
 def partitioned_tables() -> dict[str, str]:
     """Every partitioned table of the installed apps, with its partition key column."""
@@ -80,15 +82,20 @@ def partitions_ensure(*, now: dt.datetime, months_ahead: int) -> list[Partition]
 
 
 def partition_create(partition: Partition) -> None:
-    """Create one monthly partition (idempotent). Also for tests that need a past month."""
+    """Create one monthly partition (idempotent). Also for tests that need a past month.
+
+    It takes ACCESS EXCLUSIVE on the parent, which the write path inserts into: the statement
+    waits for that lock only briefly and tries again later (`ddl_with_lock_timeout`), so a
+    transaction holding the parent delays the partition, never the writes queued behind it.
+    """
     statement = sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
         sql.Identifier(partition.name),
         sql.Identifier(partition.table),
         sql.Literal(partition.starts),
         sql.Literal(partition.ends),
     )
-    with connection.cursor() as cursor:
-        cursor.execute(statement.as_string(cursor.cursor.connection))
+    connection.ensure_connection()
+    ddl_with_lock_timeout([statement.as_string(connection.connection)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,14 +113,14 @@ if DATABASE_POOL_SIZE > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django requires 0
     # Django's health check with a pool is a round trip on every checkout. A connection that
     # broke while idle fails its first statement instead, which the write path retries on a
-    # working one (audit/write/database.py); the pool then drops it, and the idle ones the
+    # working one (kubernaut_storage/database/errors.py); the pool then drops it, and the idle ones the
     # same restart broke (kubernaut_storage/database/lost_connections.py).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": min(2, DATABASE_POOL_SIZE),
         "max_size": DATABASE_POOL_SIZE,
         # A thread waits this long for a connection. Past it the database is down or saturated
-        # and the write answers 503 at once (audit/write/database.py): waiting again cannot help.
+        # and the write answers 503 at once (kubernaut_storage/database/errors.py): waiting again cannot help.
         "timeout": 2.0,
         "max_idle": 300.0,
         # A failed connection attempt is retried with exponential backoff (1, 2, 4 ... 64 s)
@@ -171,6 +171,12 @@ AUDIT_MAX_BODY_BYTES = env.int("AUDIT_MAX_BODY_BYTES", default=1024 * 1024)
 AUDIT_BATCH_MAX_RECORDS = env.int("AUDIT_BATCH_MAX_RECORDS", default=500)
 if AUDIT_BATCH_MAX_RECORDS < 1:
     raise ImproperlyConfigured("AUDIT_BATCH_MAX_RECORDS must be >= 1")
+# Records of many-record requests a worker holds at once, across its threads; beyond, 503 +
+# Retry-After (audit/write/records_in_flight.py). One maximum-size batch per worker: what the
+# pod's 1536 Mi holds with three workers embedding with the local model (docs/SECURITY.md).
+AUDIT_RECORDS_IN_FLIGHT = env.int("AUDIT_RECORDS_IN_FLIGHT", default=500)
+if AUDIT_RECORDS_IN_FLIGHT < 1:
+    raise ImproperlyConfigured("AUDIT_RECORDS_IN_FLIGHT must be >= 1")
 # The audit API's parser reads its stream up to AUDIT_MAX_BODY_BYTES itself (413 as
 # problem+json). Forms (only the admin's: sign-in and sign-out, a few hundred bytes) are
 # refused by their Content-Length above this before anything reads them, and a multipart body
@@ -361,15 +367,11 @@ if AUDIT_SEAL_WINDOW_SECONDS < 1 or 86400 % AUDIT_SEAL_WINDOW_SECONDS:
 # AUDIT_WRITE_MAX_LAG_SECONDS and the runtime role's statement and idle timeouts).
 AUDIT_SEAL_SETTLE_SECONDS = env.int("AUDIT_SEAL_SETTLE_SECONDS", default=60)
 # The database refuses a row whose recorded_at is more than this behind its INSERT statement's
-# start (the kubernaut.audit_max_write_lag session setting); 0 leaves it unchecked.
+# start; 0 leaves it unchecked. Held by the database, where the API pods' role cannot change
+# it: `manage.py migrate` (the owner) writes it there (audit/write/lag_bound.py).
 AUDIT_WRITE_MAX_LAG_SECONDS = env.int("AUDIT_WRITE_MAX_LAG_SECONDS", default=10)
-if AUDIT_WRITE_MAX_LAG_SECONDS > 0:
-    if AUDIT_WRITE_MAX_LAG_SECONDS >= AUDIT_SEAL_SETTLE_SECONDS:
-        raise ImproperlyConfigured("AUDIT_WRITE_MAX_LAG_SECONDS must be below AUDIT_SEAL_SETTLE_SECONDS")
-    DATABASES["default"]["OPTIONS"]["options"] = (
-        DATABASES["default"]["OPTIONS"].get("options", "")
-        + f" -c kubernaut.audit_max_write_lag={AUDIT_WRITE_MAX_LAG_SECONDS}s"
-    ).strip()
+if AUDIT_WRITE_MAX_LAG_SECONDS > 0 and AUDIT_WRITE_MAX_LAG_SECONDS >= AUDIT_SEAL_SETTLE_SECONDS:
+    raise ImproperlyConfigured("AUDIT_WRITE_MAX_LAG_SECONDS must be below AUDIT_SEAL_SETTLE_SECONDS")
 # The copy of every seal outside the database (a volume, a synced bucket, WORM storage).
 AUDIT_SEAL_DIR = Path(env.str("AUDIT_SEAL_DIR", default=str(BASE_DIR / ".data" / "seals")))
 # The Ed25519 signing key (PEM), for `audit_seal` only: the API pods never need it.

@@ -2,7 +2,7 @@
 `test_…` database, so tests never touch run data."""
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env
+from .base import env
 
 AUTH_MODE = env.str("AUTH_MODE", default="none")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -11,8 +11,7 @@ STATIC_ROOT = None  # type: ignore[assignment]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 # Tests store rows dated in past months (retention, partitions); the tests of the write lag
-# turn it on for their own sessions.
+# turn it on for their own sessions or in the database.
 AUDIT_WRITE_MAX_LAG_SECONDS = 0
-DATABASES["default"]["OPTIONS"].pop("options", None)  # only the write lag's setting is there
 # Tests change what /readyz checks between two probes.
 READYZ_CACHE_SECONDS = 0.0

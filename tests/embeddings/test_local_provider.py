@@ -12,8 +12,10 @@ import pytest
 
 from embeddings.providers.base import EmbeddingProviderError, Vector
 from embeddings.providers.local import (
+    MAX_CHUNK_ATTENTION,
     MAX_SEQ_LENGTH,
     LocalMiniLMProvider,
+    chunks_of,
     default_tokenizer_path,
 )
 
@@ -69,6 +71,25 @@ def test_internal_chunking_preserves_order() -> None:
     got = small_batches.embed(TEXTS)
     for a, b in zip(expected, got, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_chunks_of_long_texts_are_small_enough_to_bound_an_inferences_memory() -> None:
+    lengths = [10] * 40 + [64] * 40 + [128] * 10 + [MAX_SEQ_LENGTH] * 5
+    chunks = chunks_of(range(len(lengths)), lengths=lengths, batch_size=32)
+
+    assert sorted(index for chunk in chunks for index in chunk) == list(range(len(lengths)))
+    for chunk in chunks:
+        assert len(chunk) <= 32
+        assert len(chunk) * max(lengths[index] for index in chunk) ** 2 <= MAX_CHUNK_ATTENTION
+    assert [len(chunk) for chunk in chunks[-5:]] == [1, 1, 1, 1, 1]  # texts of 256 tokens: one at a time
+    assert len(chunks[0]) == 32  # short texts still go 32 at a time
+
+
+def test_long_texts_chunked_small_get_the_vectors_they_get_alone(provider: LocalMiniLMProvider) -> None:
+    texts = [" ".join(f"word{i}-{n}" for i in range(300)) for n in range(5)]
+    batched = provider.embed(texts)
+    for text, vector in zip(texts, batched, strict=True):
+        np.testing.assert_allclose(vector, provider.embed([text])[0], atol=1e-5)
 
 
 def test_truncates_at_the_models_max_seq_length(provider: LocalMiniLMProvider) -> None:

@@ -12,7 +12,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AUDIT_MODELS, AuditKind
-from audit.write.idempotency import canonical_json
+from audit.write.records_in_flight import records_in_flight
+from audit.write.statements import fingerprint_json
 from embeddings.models import IncidentEmbedding
 from testutils.audit_rows import assert_problem, error_fields, post_audit, table_counts
 from testutils.batches import MIXED_KINDS, batch_of, post_batch
@@ -56,7 +57,7 @@ def test_a_mixed_batch_stores_every_record_with_its_embedding_and_answers_in_ord
         assert (row.actor, row.request_id) == ("local:unauthenticated", response["X-Request-ID"])
         assert dt.datetime.fromisoformat(result["recordedAt"]) == row.recorded_at
         content = {"payload": record_body, "recordedAt": row.recorded_at.isoformat(), "actor": row.actor}
-        assert row.content_sha256 == hashlib.sha256(canonical_json(content)).hexdigest()
+        assert row.content_sha256 == hashlib.sha256(fingerprint_json(content)).hexdigest()
         # The embedding row is this record's: its kind, id, time and the hash of its own text.
         embedding = IncidentEmbedding.objects.get(id=result["embeddingId"])
         assert (embedding.audit_type, embedding.audit_id) == (kind.value, row.id)
@@ -304,7 +305,7 @@ def workflow_inserts_kill_the_connection():
 def test_the_database_failing_mid_batch_stores_nothing_and_is_503(
     api, workflow_inserts_kill_the_connection, monkeypatch
 ):
-    monkeypatch.setattr("audit.write.database.DB_BACKOFF_S", 0.001)
+    monkeypatch.setattr("kubernaut_storage.database.errors.DB_BACKOFF_S", 0.001)
     body = batch_of([AuditKind.REMEDIATION, AuditKind.WORKFLOW, AuditKind.REMEDIATION])
     before = table_counts()
 
@@ -314,3 +315,30 @@ def test_the_database_failing_mid_batch_stores_nothing_and_is_503(
     assert problem["type"].endswith("/database-unavailable")
     assert int(response["Retry-After"]) > 0
     assert table_counts() == before
+
+
+def test_a_batch_whose_records_do_not_fit_in_flight_is_503_with_retry_after_and_stores_nothing(api, settings):
+    settings.AUDIT_RECORDS_IN_FLIGHT = 10
+    body = batch_of(MIXED_KINDS[:3])
+    before = table_counts()
+
+    with records_in_flight().admitted(8):  # another request's records, in this worker
+        problem = assert_problem(response := post_batch(api, body), 503)
+        assert response["Retry-After"] == "2"
+        assert problem["type"].endswith("/records-in-flight-full")
+        assert table_counts() == before
+        # A single record takes nothing from the budget: its thread bounds it.
+        assert post_audit(api, AuditKind.WORKFLOW, VALID_BODIES[AuditKind.WORKFLOW]()).status_code == 201
+
+    assert post_batch(api, body).status_code == 201  # the same batch, once the records ahead are done
+    assert records_in_flight().held == 0
+
+
+def test_a_refused_or_invalid_batch_gives_its_records_back(api, settings):
+    settings.AUDIT_RECORDS_IN_FLIGHT = 10
+    invalid = batch_of(MIXED_KINDS[:2])
+    invalid["records"][1]["record"]["phase"] = "Sideways"
+
+    assert_problem(post_batch(api, invalid), 400)
+
+    assert records_in_flight().held == 0

@@ -70,13 +70,13 @@ def test_type_specific_columns_are_filled_from_the_body(api):
 
 
 def test_content_hash_covers_payload_time_and_actor(api):
-    from audit.write.idempotency import canonical_json
+    from audit.write.statements import fingerprint_json
 
     body = VALID_BODIES[AuditKind.REMEDIATION]()
     created = post_audit(api, AuditKind.REMEDIATION, body).json()
     record = AUDIT_MODELS[AuditKind.REMEDIATION].objects.get(id=created["id"])
     expected = hashlib.sha256(
-        canonical_json({"payload": body, "recordedAt": record.recorded_at.isoformat(), "actor": record.actor})
+        fingerprint_json({"payload": body, "recordedAt": record.recorded_at.isoformat(), "actor": record.actor})
     ).hexdigest()
     assert record.content_sha256 == expected
 

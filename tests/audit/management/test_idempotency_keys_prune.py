@@ -21,7 +21,7 @@ def keys() -> dict[str, list[int]]:
 
     def claim(key: str, age: dt.timedelta) -> int:
         return IdempotencyKey.objects.create(
-            actor="sa", kind="remediation", key=key, request_sha256="0" * 64, response_body={}, created_at=now - age
+            actor="sa", scope="remediation", key=key, request_sha256="0" * 64, response_body={}, created_at=now - age
         ).id
 
     return {

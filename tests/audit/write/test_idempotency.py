@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test import Client
@@ -11,6 +13,7 @@ from django.test import Client
 from audit.models import AUDIT_MODELS, AuditKind
 from testutils.audit_rows import assert_problem, post_audit, table_counts
 from testutils.factories import VALID_BODIES
+from testutils.metrics import MetricDelta
 
 KIND = AuditKind.WORKFLOW
 
@@ -73,3 +76,44 @@ def test_concurrent_requests_with_one_key_store_exactly_one_row():
     created = [response.json() for response in responses if response.status_code == 201]
     assert len({item["id"] for item in created}) == 1
     assert sum(1 for r in responses if r.status_code == 201 and "Idempotent-Replayed" not in r) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_planted_while_the_write_is_in_flight_does_not_suppress_it():
+    """The key is free when the request looks it up; a row planted under it commits while the
+    request's claim waits for it: the request is stored anyway, without the key, and counted."""
+    body = VALID_BODIES[KIND]()
+    settings = connection.settings_dict
+    planter = psycopg.connect(host=settings["HOST"], user=settings["USER"], dbname=settings["NAME"])
+    planter.execute(
+        "INSERT INTO audit_idempotency_keys (actor, kind, key, request_sha256, response_body, created_at)"
+        " VALUES ('local:unauthenticated', %s, 'raced', %s, '{\"id\": 1}', now())",
+        [KIND.value, "0" * 64],
+    )
+
+    def commit_once_the_claim_waits() -> None:
+        with psycopg.connect(host=settings["HOST"], user=settings["USER"], dbname=settings["NAME"]) as watcher:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                waiting = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                ).fetchone()
+                watcher.rollback()
+                if waiting and waiting[0]:
+                    break
+                time.sleep(0.02)
+        planter.commit()
+
+    committer = threading.Thread(target=commit_once_the_claim_waits)
+    committer.start()
+    anomalies = MetricDelta(("kubernaut_idempotency_key_anomalies_total", {}))
+    try:
+        response = post_audit(Client(), KIND, body, **{"Idempotency-Key": "raced"})
+    finally:
+        committer.join()
+        planter.close()
+
+    assert response.status_code == 201, response.content
+    assert "Idempotent-Replayed" not in response
+    assert AUDIT_MODELS[KIND].objects.filter(id=response.json()["id"], correlation_id=body["correlationId"]).exists()
+    assert anomalies.of("kubernaut_idempotency_key_anomalies_total") == 1

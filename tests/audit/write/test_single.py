@@ -7,8 +7,8 @@ from django.db import DatabaseError, connection, transaction
 
 from audit.api.serializers import AUDIT_SERIALIZERS
 from audit.models import AUDIT_MODELS, AuditKind
-from audit.write.database import with_db_retries
 from audit.write.single import audit_record_create
+from kubernaut_storage.database.errors import with_db_retries
 from kubernaut_storage.http.exceptions import ServiceUnavailable
 from testutils.audit_rows import post_audit, table_counts
 from testutils.factories import VALID_BODIES
@@ -86,7 +86,7 @@ def database_unreachable():
 
 @pytest.mark.django_db(transaction=True)
 def test_database_that_stays_down_is_503_with_retry_after(api, database_unreachable, monkeypatch):
-    monkeypatch.setattr("audit.write.database.DB_BACKOFF_S", 0.001)
+    monkeypatch.setattr("kubernaut_storage.database.errors.DB_BACKOFF_S", 0.001)
     response = post_audit(api, KIND, VALID_BODIES[KIND]())
     assert response.status_code == 503
     assert response["Content-Type"] == "application/problem+json"

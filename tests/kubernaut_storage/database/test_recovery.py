@@ -20,7 +20,7 @@ from django.conf import settings
 from psycopg_pool import ConnectionPool
 
 from audit.models import AuditKind
-from audit.write.database import DB_RETRIES
+from kubernaut_storage.database.errors import DB_RETRIES
 from testutils.factories import VALID_BODIES
 from testutils.gunicorn import Gunicorn, Response, running_gunicorn
 from testutils.temporary_postgres import TemporaryPostgres, temporary_postgres

@@ -44,11 +44,26 @@ def psql_script(*, database: str, socket_dir: str) -> subprocess.CompletedProces
 
 
 @pytest.fixture
-def runtime_connection(transactional_db: None) -> Iterator[None]:
-    """Apply the script (twice: it must be idempotent), then reconnect Django as the runtime role."""
+def database_roles(transactional_db: None) -> Iterator[None]:
+    """Apply the script (twice: it must be idempotent); Django stays connected as the superuser."""
     database, socket_dir = connection.settings_dict["NAME"], connection.settings_dict["HOST"]
     psql_script(database=database, socket_dir=socket_dir)
     psql_script(database=database, socket_dir=socket_dir)
+    try:
+        yield
+    finally:
+        with psycopg.connect(host=socket_dir, user="postgres", dbname=database, autocommit=True) as admin:
+            # Leave the cluster as it was: roles are cluster-wide, privileges per database.
+            # One role at a time: PostgreSQL 18 trips over the shared default ACL otherwise.
+            admin.execute(f"DROP OWNED BY {OWNER}")
+            admin.execute(f"DROP OWNED BY {RUNTIME}")
+            admin.execute(f"DROP OWNED BY {ADMIN}")
+            admin.execute(f"DROP ROLE {OWNER}, {RUNTIME}, {ADMIN}")
+
+
+@pytest.fixture
+def runtime_connection(database_roles: None) -> Iterator[None]:
+    """The roles applied, and Django reconnected as the runtime role."""
     connection.close()
     connection.settings_dict["USER"] = RUNTIME
     connection.close_pool()  # a pool keeps the role it was made with
@@ -58,13 +73,6 @@ def runtime_connection(transactional_db: None) -> Iterator[None]:
         connection.close()
         connection.settings_dict["USER"] = "postgres"
         connection.close_pool()
-        with psycopg.connect(host=socket_dir, user="postgres", dbname=database, autocommit=True) as admin:
-            # Leave the cluster as it was: roles are cluster-wide, privileges per database.
-            # One role at a time: PostgreSQL 18 trips over the shared default ACL otherwise.
-            admin.execute(f"DROP OWNED BY {OWNER}")
-            admin.execute(f"DROP OWNED BY {RUNTIME}")
-            admin.execute(f"DROP OWNED BY {ADMIN}")
-            admin.execute(f"DROP ROLE {OWNER}, {RUNTIME}, {ADMIN}")
 
 
 def _write(kind: AuditKind, idempotency_key: str, body: dict | None = None) -> int:

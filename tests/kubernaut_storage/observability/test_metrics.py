@@ -7,7 +7,7 @@ from django.db import connection
 from prometheus_client import REGISTRY
 
 from audit.models import AuditKind
-from audit.write.database import with_db_retries
+from kubernaut_storage.database.errors import with_db_retries
 from testutils.audit_rows import post_audit
 from testutils.factories import VALID_BODIES
 
