@@ -391,41 +391,46 @@ class _Check:
                         f"the bundle's latest checkpoint {latest.size} does not extend it: history was rewritten"
                         " or lost after it was signed",
                     )
-            elif checkpoint.size in self.checkpoints:
-                if self.checkpoints[checkpoint.size].root == checkpoint.root:
-                    report.ok(subject, f"the bundle's checkpoint {checkpoint.size}, consistent with {latest.size}")
-                else:
-                    report.fail(
-                        CHECKPOINT_INCONSISTENT,
-                        subject,
-                        f"the bundle's checkpoint {checkpoint.size} has another root: history was rewritten after"
-                        f" your checkpoint was signed (latest {latest.size})",
-                    )
-            elif checkpoint.size in proofs:
-                problems = []
-                for proof in proofs[checkpoint.size]:
-                    try:
-                        checkpoint_consistency_check(old=checkpoint, new=latest, proof=proof)
-                    except ProofError as error:
-                        problems.append(str(error))
-                if problems:
-                    report.fail(
-                        CHECKPOINT_INCONSISTENT,
-                        subject,
-                        f"checkpoint {latest.size} is not shown to extend it ({problems[0]}): history was rewritten"
-                        " after your checkpoint was signed",
-                    )
-                else:
-                    report.ok(subject, f"checkpoint {latest.size} extends it")
             else:
-                report.fail(
-                    CHECKPOINT_MISSING,
-                    subject,
-                    f"the bundle holds no proof that checkpoint {latest.size} extends it: make the bundle with"
-                    f" --consistent-from {checkpoint.size}",
-                )
+                self._held_extended(subject, checkpoint, proofs.get(checkpoint.size, []))
         for size in sorted(proofs.keys() - sizes_held):
             report.skip(f"consistency proof from {size}", "no checkpoint of that size given (--checkpoint) to check")
+
+    def _held_extended(self, subject: str, checkpoint: Checkpoint, proofs: list[list[bytes]]) -> None:
+        """A kept checkpoint older than the latest: the bundle's checkpoint of its size, or a
+        consistency proof from its size, must show the latest extends it, and none may deny it."""
+        latest = self.latest
+        assert latest is not None
+        shown, problems = [], []
+        same = self.checkpoints.get(checkpoint.size)
+        if same is not None:
+            if same.root == checkpoint.root:
+                shown.append(f"the bundle's checkpoint {checkpoint.size}, consistent with it")
+            else:
+                problems.append(f"the bundle's checkpoint {checkpoint.size} has another root")
+        for proof in proofs:
+            try:
+                checkpoint_consistency_check(old=checkpoint, new=latest, proof=proof)
+            except ProofError as error:
+                problems.append(f"the consistency proof from it does not hold ({error})")
+            else:
+                shown.append("a consistency proof from it")
+        if problems:
+            self.report.fail(
+                CHECKPOINT_INCONSISTENT,
+                subject,
+                f"{problems[0]}: checkpoint {latest.size} does not extend it; history was rewritten after your"
+                " checkpoint was signed",
+            )
+        elif shown:
+            self.report.ok(subject, f"checkpoint {latest.size} extends it: {'; '.join(shown)}")
+        else:
+            self.report.fail(
+                CHECKPOINT_MISSING,
+                subject,
+                f"the bundle holds no proof that checkpoint {latest.size} extends it: make the bundle with"
+                f" --consistent-from {checkpoint.size}",
+            )
 
     # --- 3. time anchors ------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from kubernaut_storage.database.partitioning import partitions_ensure
 from testutils.embedding_settings import openai_primary_configure
 from testutils.openai_server import OpenAICompatibleServer
 from testutils.redis_server import RedisServer
+from testutils.tsa import TimestampAuthority
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -80,3 +81,10 @@ def openai_server() -> Iterator[OpenAICompatibleServer]:
 def openai_primary(settings: Any, openai_server: OpenAICompatibleServer) -> OpenAICompatibleServer:
     """The write path's primary is the openai provider talking to `openai_server`."""
     return openai_primary_configure(settings, openai_server)
+
+
+@pytest.fixture(scope="session")
+def time_stamp_authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimestampAuthority]:
+    """A real RFC 3161 authority (`openssl ts` under a throw-away CA) for the whole session."""
+    with TimestampAuthority(tmp_path_factory.mktemp("tsa")) as authority:
+        yield authority

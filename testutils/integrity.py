@@ -38,9 +38,7 @@ def log_signing(directory: Path, origin: str = LOG_ORIGIN) -> tuple[LogSigning, 
     return log_signing_load([private], origin=origin), public
 
 
-def seal_now(
-    private: Path, seal_dir: Path, *, ahead_seconds: float = 3, log: LogSigning | None = None
-) -> list[Any]:
+def seal_now(private: Path, seal_dir: Path, *, ahead_seconds: float = 3, log: LogSigning | None = None) -> list[Any]:
     """Seal every window up to a moment `ahead_seconds` from now (settle 0, 1 s windows): what
     the CronJob does once those windows are old enough; with `log`, a checkpoint too."""
     return seal_pending(
