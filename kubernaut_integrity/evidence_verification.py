@@ -527,7 +527,7 @@ class _Check:
                 self.report.fail(
                     COSIGNATURE_MISSING,
                     subject,
-                    f"no cosignature on a checkpoint holding seal {needed} (the newest here)",
+                    f"no cosignature on a checkpoint holding seal {needed}, the newest here",
                 )
 
     # --- 6. records -------------------------------------------------------------------------------

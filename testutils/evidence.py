@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.utils import timezone
 
-from audit.integrity.evidence import evidence_bundle
+from audit.integrity.evidence import CORRELATED_TABLES, evidence_bundle, window_leaves
 from audit.integrity.log_publication import Authority, Publication, Witness, log_publish
 from audit.integrity.seal_log import LogSigning, log_signing_load
+from audit.models import AuditSeal
 from kubernaut_integrity.arguments import log_verifiers_load
 from kubernaut_integrity.evidence import evidence_dumps
 from kubernaut_integrity.evidence_verification import AuditorKeys
@@ -85,6 +86,10 @@ class EvidenceCase:
     #: The `checkpoint` file after the first run, as an auditor pulled it then.
     kept_checkpoint: bytes
     kept_size: int
+    #: Every seal body, in sequence order: the seal log's leaves.
+    log_bodies: list[str] = field(default_factory=list)
+    #: The row hashes of each (seal, table) of a correlated table: its tree's leaves.
+    window_leaves: dict[tuple[int, str], list[bytes]] = field(default_factory=dict)
 
 
 def sealed_history(
@@ -109,3 +114,16 @@ def next_window() -> None:
     now = timezone.now()
     end = now.replace(microsecond=0) + dt.timedelta(seconds=WINDOW_SECONDS)
     time.sleep((end - now).total_seconds() + 0.05)
+
+
+def log_contents() -> tuple[list[str], dict[tuple[int, str], list[bytes]]]:
+    """Every seal body in sequence order, and each (seal, correlated table)'s row hashes."""
+    seals = list(AuditSeal.objects.order_by("sequence"))
+    leaves = {
+        (seal.sequence, table): [
+            digest for _, digest in window_leaves(table=table, start=seal.window_start, end=seal.window_end)
+        ]
+        for seal in seals
+        for table in CORRELATED_TABLES
+    }
+    return [seal.body for seal in seals], leaves

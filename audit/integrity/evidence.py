@@ -220,7 +220,7 @@ def _record_proofs(proven: Sequence[tuple[_Record, _StoredSeal]], problems: list
     entries: dict[tuple[str, int], dict[str, Any]] = {}
     for (sequence, table), records in sorted(by_part.items()):
         stored = stored_of[sequence]
-        leaves = _window_leaves(table=table, start=stored.window_start, end=stored.window_end)
+        leaves = window_leaves(table=table, start=stored.window_start, end=stored.window_end)
         tree = MemoryLog()
         tree.extend([digest for _, digest in leaves])
         sealed = stored.seal.body["tables"].get(table, {})
@@ -243,7 +243,7 @@ def _record_proofs(proven: Sequence[tuple[_Record, _StoredSeal]], problems: list
     return [entries[record.table, record.row_id] for record, _ in proven]
 
 
-def _window_leaves(*, table: str, start: dt.datetime, end: dt.datetime) -> list[tuple[int, bytes]]:
+def window_leaves(*, table: str, start: dt.datetime, end: dt.datetime) -> list[tuple[int, bytes]]:
     """(id, row hash) of every row of `table` in [start, end), in id order: the table's leaves."""
     query = sql.SQL(
         "SELECT p.id, sha256(convert_to({}, 'UTF8')) FROM {} AS p WHERE p.{} >= %s AND p.{} < %s ORDER BY p.id"

@@ -14,7 +14,7 @@ from django.db import transaction
 from kubernaut_integrity.checkpoint import checkpoint_parse
 from kubernaut_integrity.note import note_parse
 from testutils.admin_rows import remediation_chain
-from testutils.evidence import EvidenceCase, next_window, sealed_history
+from testutils.evidence import EvidenceCase, log_contents, next_window, sealed_history
 from testutils.tsa import TimestampAuthority
 
 
@@ -39,7 +39,8 @@ def evidence_case(
             history.seal()
             remediation_chain(correlation_id=correlation_id)
             bundle = history.bundle(correlation_id, consistent_from=[kept_size])
+            bodies, leaves = log_contents()
             transaction.set_rollback(True)
-        yield EvidenceCase(history, correlation_id, bundle, kept, kept_size)
+        yield EvidenceCase(history, correlation_id, bundle, kept, kept_size, bodies, leaves)
     finally:
         history.witness.__exit__(None, None, None)

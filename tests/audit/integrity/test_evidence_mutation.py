@@ -236,9 +236,7 @@ COMPONENTS = ["line", "proof", "index", "size", "root", "seal body", "signature"
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
-@settings(
-    max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(choice=st.integers(0, 10_000), position=st.integers(0, 100_000), mask=st.integers(1, 255))
 def test_a_flipped_byte_fails_the_check(
     evidence_case: EvidenceCase, component: str, choice: int, position: int, mask: int
