@@ -385,7 +385,7 @@ class AuditAnchor(models.Model):
 
     class Meta:
         db_table = "audit_anchors"
-        ordering = ["-checkpoint"]
+        ordering = ["-checkpoint_id"]
 
     def __str__(self) -> str:
         return f"anchor of checkpoint {self.checkpoint_id} at {self.gen_time:%Y-%m-%d %H:%M:%S}"

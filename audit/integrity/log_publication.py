@@ -154,7 +154,7 @@ def _cosign(witness: Witness, latest: AuditCheckpoint, now: dt.datetime, publica
 
 
 def _anchor(authority: Authority, latest: AuditCheckpoint, now: dt.datetime, publication: Publication) -> None:
-    newest = AuditAnchor.objects.order_by("-checkpoint").first()
+    newest = AuditAnchor.objects.order_by("-checkpoint_id").first()
     if newest is not None and (
         newest.checkpoint_id == latest.size
         or newest.requested_at > now - dt.timedelta(seconds=authority.interval_seconds)

@@ -107,7 +107,7 @@ class Migration(migrations.Migration):
                 ("gen_time", models.DateTimeField(help_text="The time the authority states.")),
                 ("requested_at", models.DateTimeField()),
             ],
-            options={"db_table": "audit_anchors", "ordering": ["-checkpoint"]},
+            options={"db_table": "audit_anchors", "ordering": ["-checkpoint_id"]},
         ),
         migrations.CreateModel(
             name="AuditCheckpointCosignature",
