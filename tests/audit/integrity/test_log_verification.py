@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from audit.models import AuditAnchor, AuditCheckpoint, AuditCheckpointCosignature
+from audit.models import AuditAnchor, AuditCheckpoint, AuditCheckpointCosignature, AuditSeal
 from kubernaut_integrity.checkpoint import Checkpoint, checkpoint_sign
 from testutils.admin_rows import remediation_chain
 from testutils.evidence import SealedHistory, sealed_history
@@ -78,12 +78,20 @@ def test_a_stored_checkpoint_re_signed_over_another_root_is_named_with_both_size
     assert any(kind == "anchor_invalid" and f"checkpoint {first.size}" in d for kind, d in _log_findings(report))
 
 
-def test_changed_log_hashes_are_named(history: SealedHistory) -> None:
+def test_changed_log_hashes_are_named_by_a_run_over_the_whole_history(history: SealedHistory) -> None:
     with triggers_bypassed() as cursor:
         cursor.execute("UPDATE audit_seals SET log_hashes = decode(repeat('00', 32), 'hex') WHERE sequence = 3")
     clean, report = verify(history.seal_public, seal_dir=history.seal_dir)
     assert not clean
     assert [(f["kind"], f["seal"]) for f in report["findings"]] == [("log_hashes_mismatch", 3)]
+    # A range checks its windows only: the log is one tree over every seal, checked whole.
+    seal = AuditSeal.objects.get(sequence=3)
+    clean, report = verify(
+        history.seal_public,
+        seal_dir=history.seal_dir,
+        extra=("--from", seal.window_start.isoformat(), "--to", seal.window_end.isoformat()),
+    )
+    assert clean, report["findings"]
 
 
 def test_a_checkpoint_file_outside_of_another_history_is_named(history: SealedHistory) -> None:
