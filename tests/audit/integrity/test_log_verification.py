@@ -4,6 +4,7 @@ the log does not extend is named with both sizes."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,12 @@ def test_changed_log_hashes_are_named_by_a_run_over_the_whole_history(history: S
     clean, report = verify(
         history.seal_public,
         seal_dir=history.seal_dir,
-        extra=("--from", seal.window_start.isoformat(), "--to", seal.window_end.isoformat()),
+        extra=(
+            "--from",
+            (seal.window_start + dt.timedelta(microseconds=1)).isoformat(),
+            "--to",
+            seal.window_end.isoformat(),
+        ),
     )
     assert clean, report["findings"]
 
