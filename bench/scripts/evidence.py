@@ -11,9 +11,9 @@ It empties the scratch database (it refuses one whose name does not end in `_ben
    before now), each signed and chained like real ones, with the log hashes a replay of their
    bodies gives (`MemoryLog`), and a signed checkpoint every --seals-per-run seals (one per
    sealing run), all sent with COPY;
-2. writes one correlation id's records through the real write path (two remediation chains:
-   10 records in the four audit tables) and --rows-per-window other remediation rows in each
-   window they fall in, in one INSERT;
+2. writes one correlation id's records through the real write path, 10 records of the four
+   audit tables in three consecutive windows (it waits for each: up to two windows' time), and
+   --rows-per-window other remediation rows in each of those windows, in one INSERT;
 3. seals those windows with `seal_pending` (a real checkpoint), then a loopback witness
    cosigns it and a real RFC 3161 authority (`openssl ts`) time-stamps it;
 4. times `evidence_bundle` --repeat times (p50, p95, max), the bundle's size with and without
@@ -57,7 +57,8 @@ from audit.integrity.log_publication import Authority, Witness, log_publish
 from audit.integrity.log_verification import LogTrust, seal_log_check
 from audit.integrity.seal_log import LogSigning
 from audit.integrity.sealing import seal_pending, window_floor
-from kubernaut_integrity.canonical import SEALED_TABLES, timestamp_canonical
+from audit.models import AuditKind
+from kubernaut_integrity.canonical import SEALED_TABLES, timestamp_canonical, timestamp_parse
 from kubernaut_integrity.checkpoint import Checkpoint, checkpoint_sign
 from kubernaut_integrity.evidence import evidence_dumps
 from kubernaut_integrity.evidence_verification import AuditorKeys, evidence_check
@@ -66,7 +67,8 @@ from kubernaut_integrity.note import signer_from_skey
 from kubernaut_integrity.seals import GENESIS_PREVIOUS, seal_make, table_entry
 from kubernaut_integrity.timestamps import tsa_roots_load
 from kubernaut_integrity.tlog import MemoryLog, tree_hash
-from testutils.admin_rows import bulk_remediations, remediation_chain
+from testutils.admin_rows import bulk_remediations, remediation_chain, write
+from testutils.factories import aianalysis_body, execution_body, remediation_body, workflow_body
 from testutils.integrity import scratch_database_emptied
 from testutils.tlog_witness import TlogWitness
 from testutils.tsa import TimestampAuthority
@@ -79,6 +81,8 @@ BATCH = 10_000
 @dataclass
 class Figures:
     seals: int = 0
+    bundle_seals: int = 0
+    record_windows: int = 0
     records: int = 0
     unsealed: int = 0
     bundle_bytes: int = 0
@@ -94,6 +98,8 @@ class Figures:
         generation = sorted(self.generation_ms)
         return {
             "seals": self.seals,
+            "bundle_seals": self.bundle_seals,
+            "record_windows": self.record_windows,
             "records": self.records,
             "unsealed": self.unsealed,
             "bundle_bytes": self.bundle_bytes,
@@ -172,6 +178,29 @@ def seals_fill(
                         copy.write_row((sequence, root, note.encode().decode(), window_end + step))
 
 
+def records_write(*, window_seconds: int) -> tuple[str, dt.datetime, dt.datetime]:
+    """Ten records of one correlation id through the real write path, in three consecutive
+    windows (waiting for each): a remediation chain, then an analysis, a workflow and a
+    remediation, then two executions. Returns the id and the windows' span [start, end)."""
+    first = window_floor(timezone.now(), window_seconds)
+    correlation_id = remediation_chain()["correlation_id"]
+    common = {"correlationId": correlation_id}
+    later = [
+        [
+            (AuditKind.REMEDIATION, remediation_body(**common)),
+            (AuditKind.AI_ANALYSIS, aianalysis_body(**common)),
+            (AuditKind.WORKFLOW, workflow_body(**common)),
+        ],
+        [(AuditKind.EXECUTION, execution_body(**common)), (AuditKind.EXECUTION, execution_body(**common))],
+    ]
+    for records in later:
+        following = window_floor(timezone.now(), window_seconds) + dt.timedelta(seconds=window_seconds)
+        time.sleep((following - timezone.now()).total_seconds() + 0.05)
+        for kind, body in records:
+            write(kind, body)
+    return correlation_id, first, window_floor(timezone.now(), window_seconds) + dt.timedelta(seconds=window_seconds)
+
+
 def history_make(
     *, seals: int, rows_per_window: int, seals_per_run: int, directory: Path, authority: TimestampAuthority
 ) -> tuple[str, AuditorKeys, list[str], LogSigning, TlogWitness]:
@@ -192,16 +221,13 @@ def history_make(
         seals_per_run=seals_per_run,
     )
     print(f"filled {seals} seals in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    correlation_id = remediation_chain()["correlation_id"]
-    remediation_chain(correlation_id=correlation_id)
-    first = window_floor(now, window_seconds)
-    windows = 3
+    correlation_id, first, end = records_write(window_seconds=window_seconds)
     with connection.cursor() as cursor:
         cursor.execute("SET kubernaut.audit_max_write_lag = ''")
     bulk_remediations(
-        count=rows_per_window * windows,
+        count=rows_per_window * int((end - first).total_seconds()) // window_seconds,
         recorded_from=first,
-        recorded_to=first + dt.timedelta(seconds=windows * window_seconds),
+        recorded_to=end,
         prefix="bench",
     )
     seal_pending(
@@ -209,7 +235,7 @@ def history_make(
         settle_seconds=0,
         private_key=private_key,
         seal_dir=directory / "seals",
-        now=first + dt.timedelta(seconds=(windows + 1) * window_seconds),
+        now=end,
         log=signing,
     )
     witness = TlogWitness(name="witness.bench/w1", logs={ORIGIN: [signing.signers[0].verifier]}).__enter__()
@@ -249,6 +275,9 @@ def measure(*, correlation_id: str, keys: AuditorKeys, arguments: list[str], rep
         figures.generation_ms.append((time.perf_counter() - started) * 1000)
     bundle = json.loads(data)
     figures.records, figures.unsealed = len(bundle["records"]), len(bundle["unsealed"])
+    figures.bundle_seals = len(bundle["seals"])
+    moments = (timestamp_parse(json.loads(record["line"])["recorded_at"]) for record in bundle["records"])
+    figures.record_windows = len({int(moment.timestamp()) // settings.AUDIT_SEAL_WINDOW_SECONDS for moment in moments})
     figures.bundle_bytes = len(data)
     figures.token_bytes = sum(len(anchor["token"]) for anchor in bundle["anchors"])
     for _ in range(repeat):
