@@ -42,10 +42,11 @@ class SealedHistory:
     def seal_dir(self) -> Path:
         return self.directory / "seals"
 
-    def seal(self, *, ahead_seconds: float = 0) -> tuple[list[Any], Publication]:
-        """What one run of `audit_seal` does: seal the closed windows (with a checkpoint), then
-        cosign, time-stamp (every run: an interval of 0) and write the checkpoint files."""
-        sealed = seal_now(self.seal_private, self.seal_dir, ahead_seconds=ahead_seconds, log=self.log)
+    def seal(self, *, ahead_seconds: float = 0, now: dt.datetime | None = None) -> tuple[list[Any], Publication]:
+        """What one run of `audit_seal` does: seal the closed windows (up to `ahead_seconds` from
+        now, or `now`; with a checkpoint), then cosign, time-stamp (every run: an interval of 0)
+        and write the checkpoint files."""
+        sealed = seal_now(self.seal_private, self.seal_dir, ahead_seconds=ahead_seconds, log=self.log, now=now)
         witnesses = [Witness(url=self.witness.url, verifier=self.witness.verifier)] if self.witness else []
         authority = (
             Authority(url=self.authority.url, roots=tsa_roots_load([self.authority.ca_pem]), interval_seconds=0)

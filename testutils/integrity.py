@@ -38,15 +38,23 @@ def log_signing(directory: Path, origin: str = LOG_ORIGIN) -> tuple[LogSigning, 
     return log_signing_load([private], origin=origin), public
 
 
-def seal_now(private: Path, seal_dir: Path, *, ahead_seconds: float = 3, log: LogSigning | None = None) -> list[Any]:
-    """Seal every window up to a moment `ahead_seconds` from now (settle 0, 1 s windows): what
-    the CronJob does once those windows are old enough; with `log`, a checkpoint too."""
+def seal_now(
+    private: Path,
+    seal_dir: Path,
+    *,
+    ahead_seconds: float = 3,
+    log: LogSigning | None = None,
+    now: dt.datetime | None = None,
+) -> list[Any]:
+    """Seal every window up to a moment `ahead_seconds` from now, or up to `now` (settle 0, 1 s
+    windows): what the CronJob does once those windows are old enough; with `log`, a checkpoint
+    too."""
     return seal_pending(
         window_seconds=WINDOW_SECONDS,
         settle_seconds=0,
         private_key=private_key_load(private),
         seal_dir=seal_dir,
-        now=timezone.now() + dt.timedelta(seconds=ahead_seconds),
+        now=now or timezone.now() + dt.timedelta(seconds=ahead_seconds),
         log=log,
     )
 

@@ -61,7 +61,8 @@ def test_the_witness_cosigns_each_new_checkpoint_from_the_size_it_last_cosigned(
     assert history.witness is not None
     remediation_chain()
     _, first = history.seal(ahead_seconds=2)
-    _, second = history.seal(ahead_seconds=5)
+    later = timezone.now() + dt.timedelta(seconds=5)
+    _, second = history.seal(now=later)
     assert first.cosigned_by == second.cosigned_by == [f"witness.test/w1+{history.witness.verifier.key_hash:08x}"]
     assert history.witness.answers == [200, 200]
     sizes = list(AuditCheckpoint.objects.order_by("size").values_list("size", flat=True))
@@ -76,7 +77,7 @@ def test_the_witness_cosigns_each_new_checkpoint_from_the_size_it_last_cosigned(
     )
     assert [signature.name for signature in opened.note.verified] == [LOG_ORIGIN, "witness.test/w1"]
     # A run without a new checkpoint asks nothing.
-    history.seal(ahead_seconds=5)
+    history.seal(now=later)
     assert history.witness.answers == [200, 200]
 
 
