@@ -231,6 +231,11 @@ class AuditSeal(models.Model):
     sealed_at = models.DateTimeField()
     body = models.TextField(help_text="The signed seal, canonical JSON.")
     signature = models.BinaryField(help_text="Ed25519 signature over the body.")
+    # The seal log (audit/integrity/seal_log.py): seal n is leaf n - 1 of one RFC 6962 tree over
+    # every seal body, and its row keeps the hashes of the complete subtrees its leaf completes.
+    log_hashes = models.BinaryField(
+        help_text="The seal log's subtree hashes this seal completes: 32 bytes each, its leaf hash first."
+    )
 
     class Meta:
         db_table = "audit_seals"
@@ -329,3 +334,102 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+class AuditCheckpoint(models.Model):
+    """A checkpoint of the seal log (C2SP tlog-checkpoint): the RFC 6962 root of the first
+    `size` seals, signed as a note by the log key(s) (AUDIT_LOG_PRIVATE_KEY_FILE) in the sealing
+    transaction, after its consistency with the previous checkpoint was checked (docs/INTEGRITY.md).
+
+    `note` is the exact signed text, log signatures only; witnesses' cosignatures are rows of
+    their own, appended to the note wherever it is served. `root` repeats the note's root for
+    lookups. Append-only; each is also written to AUDIT_SEAL_DIR/checkpoints/.
+    """
+
+    size = models.BigIntegerField(primary_key=True, help_text="Seals in the tree: seals 1 to size.")
+    root = models.BinaryField(help_text="RFC 6962 root hash of the tree.")
+    note = models.TextField(help_text="The checkpoint as a signed note, log signatures only.")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_checkpoints"
+        ordering = ["-size"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.size}"
+
+
+class AuditCheckpointCosignature(models.Model):
+    """A witness's cosignature (C2SP tlog-cosignature) of a checkpoint: the witness saw this tree,
+    consistent with every tree of this log it saw before. Append-only."""
+
+    id = models.BigAutoField(primary_key=True)
+    checkpoint = models.ForeignKey(
+        AuditCheckpoint, on_delete=models.PROTECT, db_column="checkpoint_size", related_name="cosignatures"
+    )
+    witness_name = models.CharField(max_length=255)
+    key_hash = models.BigIntegerField(help_text="The note key hash of the witness key (4 bytes).")
+    signature = models.BinaryField(help_text="Timestamp (8 bytes) and Ed25519 signature, as in the note line.")
+    cosigned_at = models.DateTimeField(help_text="The time the cosignature states.")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_checkpoint_cosignatures"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["checkpoint", "witness_name", "key_hash"], name="audit_cosignatures_one_per_witness"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"cosignature of checkpoint {self.checkpoint_id} by {self.witness_name}"
+
+
+class AuditAnchor(models.Model):
+    """An RFC 3161 time anchor: a time-stamp authority's signed statement that a checkpoint's
+    body (and so every seal in its tree) existed at `gen_time`. Verified before it is stored.
+    Append-only; also written to AUDIT_SEAL_DIR/checkpoints/ beside its checkpoint."""
+
+    checkpoint = models.OneToOneField(
+        AuditCheckpoint,
+        primary_key=True,
+        on_delete=models.PROTECT,
+        db_column="checkpoint_size",
+        related_name="anchor",
+    )
+    authority_url = models.CharField(max_length=2048)
+    response = models.BinaryField(help_text="The authority's TimeStampResp, DER.")
+    gen_time = models.DateTimeField(help_text="The time the authority states.")
+    requested_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_anchors"
+        ordering = ["-checkpoint_id"]
+
+    def __str__(self) -> str:
+        return f"anchor of checkpoint {self.checkpoint_id} at {self.gen_time:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditWitnessState(models.Model):
+    """What `audit_seal` last heard from a configured witness: the size it last cosigned (where
+    the next request starts) and the outcome of the last attempt. Bookkeeping, updated in place;
+    the metrics (witness lag, inconsistency) and `audit_verify` read it."""
+
+    class Outcome(models.TextChoices):
+        COSIGNED = "cosigned"
+        UNAVAILABLE = "unavailable"
+        REFUSED = "refused"
+        INCONSISTENT = "inconsistent"
+
+    witness = models.CharField(primary_key=True, max_length=300, help_text="Key name + key hash.")
+    url = models.CharField(max_length=2048)
+    cosigned_size = models.BigIntegerField(default=0)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    detail = models.TextField(blank=True)
+    attempted_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_witness_state"
+
+    def __str__(self) -> str:
+        return f"witness {self.witness}: {self.outcome}"

@@ -26,5 +26,7 @@ Modules, each using only those listed before it:
 - `seal_files.py`: a seal's copy outside the database, with its leaves;
 - `archive.py`: the retention archive of a partition and its manifest, written and read;
 - `archive_verification.py`: an exported period checked against its seals;
+- `evidence.py`, `evidence_verification.py`: the evidence bundle of a correlation id, and its
+  check with nothing but the auditor's keys;
 - `arguments.py`, `__main__.py`: the command line.
 """

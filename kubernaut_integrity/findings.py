@@ -28,6 +28,19 @@ SEAL_ANCHOR_MISMATCH = "seal_anchor_mismatch"
 UNSEALED_LAG = "unsealed_lag"
 PARTITION_MISSING = "partition_missing"
 ARCHIVE_CORRUPT = "archive_corrupt"
+# The seal log (audit_verify) and evidence bundles (python -m kubernaut_integrity evidence).
+LOG_HASHES_MISMATCH = "log_hashes_mismatch"
+CHECKPOINT_INVALID = "checkpoint_invalid"
+CHECKPOINT_INCONSISTENT = "checkpoint_inconsistent"
+CHECKPOINT_MISSING = "checkpoint_missing"
+ANCHOR_INVALID = "anchor_invalid"
+ANCHOR_LATE = "anchor_late"
+COSIGNATURE_INVALID = "cosignature_invalid"
+COSIGNATURE_MISSING = "cosignature_missing"
+WITNESS_INCONSISTENT = "witness_inconsistent"
+SEAL_NOT_IN_LOG = "seal_not_in_log"
+RECORD_UNPROVEN = "record_unproven"
+EVIDENCE_MALFORMED = "evidence_malformed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Ed25519 keys: the seal signing key, the trusted public keys, and a key's id."""
+"""Ed25519 keys: the seal signing key, the trusted public keys, and a key's id; the seal log's note key."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kubernaut_integrity.files import read_bounded
+from kubernaut_integrity.note import signer_generate
 
 #: A PEM Ed25519 key takes about 120 bytes: a "key" file larger than this is something else.
 KEY_FILE_MAX_BYTES = 16 * 1024
@@ -76,3 +77,20 @@ def key_pair_write(directory: Path) -> tuple[Path, Path, str]:
         public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return private_path, public_path, key_id(public)
+
+
+def log_key_write(directory: Path, origin: str) -> tuple[Path, Path, str]:
+    """A new note key for the seal log's checkpoints, named `origin` (C2SP: a log's key is named
+    for its origin): `log-signing-key` (the signer key text, mode 0600) and `log-key.vkey` (the
+    verifier key auditors are given). Returns both paths and the verifier key."""
+    signer = signer_generate(origin)
+    directory.mkdir(parents=True, exist_ok=True)
+    private_path, public_path = directory / "log-signing-key", directory / "log-key.vkey"
+    for path in (private_path, public_path):
+        if path.exists():
+            raise FileExistsError(f"{path} exists: refusing to overwrite a key")
+    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(signer.skey + "\n")
+    public_path.write_text(signer.verifier.vkey + "\n")
+    return private_path, public_path, signer.verifier.vkey

@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,10 @@ from django.utils import timezone
 from embeddings.services import MEMORY_CACHE_ALIAS, embedding_runtime_reset
 from kubernaut_storage.database.partitioning import partitions_ensure
 from testutils.embedding_settings import openai_primary_configure
+from testutils.go_crosscheck import GoMissingError, crosscheck_build
 from testutils.openai_server import OpenAICompatibleServer
 from testutils.redis_server import RedisServer
+from testutils.tsa import TimestampAuthority
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -80,3 +83,19 @@ def openai_server() -> Iterator[OpenAICompatibleServer]:
 def openai_primary(settings: Any, openai_server: OpenAICompatibleServer) -> OpenAICompatibleServer:
     """The write path's primary is the openai provider talking to `openai_server`."""
     return openai_primary_configure(settings, openai_server)
+
+
+@pytest.fixture(scope="session")
+def time_stamp_authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimestampAuthority]:
+    """A real RFC 3161 authority (`openssl ts` under a throw-away CA) for the whole session."""
+    with TimestampAuthority(tmp_path_factory.mktemp("tsa")) as authority:
+        yield authority
+
+
+@pytest.fixture(scope="session")
+def go_crosscheck() -> Path:
+    """Go's reference code, built into a program that checks our logs' outputs. Never skipped."""
+    try:
+        return crosscheck_build()
+    except GoMissingError as error:
+        pytest.fail(str(error))

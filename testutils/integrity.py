@@ -18,11 +18,13 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
+from audit.integrity.seal_log import LogSigning, log_signing_load
 from audit.integrity.sealing import seal_pending
-from kubernaut_integrity.keys import key_pair_write, private_key_load
+from kubernaut_integrity.keys import key_pair_write, log_key_write, private_key_load
 from kubernaut_storage.database.partitioning import partitions_ensure
 
 WINDOW_SECONDS = 1
+LOG_ORIGIN = "kubernaut-storage.test/audit-seals"
 
 
 def key_files(directory: Path) -> tuple[Path, Path]:
@@ -30,15 +32,30 @@ def key_files(directory: Path) -> tuple[Path, Path]:
     return private, public
 
 
-def seal_now(private: Path, seal_dir: Path, *, ahead_seconds: float = 3) -> list[Any]:
-    """Seal every window up to a moment `ahead_seconds` from now (settle 0, 1 s windows): what
-    the CronJob does once those windows are old enough."""
+def log_signing(directory: Path, origin: str = LOG_ORIGIN) -> tuple[LogSigning, Path]:
+    """A new log note key in `directory` (as audit_keygen writes it): the signing, and the vkey file."""
+    private, public, _ = log_key_write(directory, origin)
+    return log_signing_load([private], origin=origin), public
+
+
+def seal_now(
+    private: Path,
+    seal_dir: Path,
+    *,
+    ahead_seconds: float = 3,
+    log: LogSigning | None = None,
+    now: dt.datetime | None = None,
+) -> list[Any]:
+    """Seal every window up to a moment `ahead_seconds` from now, or up to `now` (settle 0, 1 s
+    windows): what the CronJob does once those windows are old enough; with `log`, a checkpoint
+    too."""
     return seal_pending(
         window_seconds=WINDOW_SECONDS,
         settle_seconds=0,
         private_key=private_key_load(private),
         seal_dir=seal_dir,
-        now=timezone.now() + dt.timedelta(seconds=ahead_seconds),
+        now=now or timezone.now() + dt.timedelta(seconds=ahead_seconds),
+        log=log,
     )
 
 
@@ -82,6 +99,7 @@ def scratch_database_emptied(*, now: dt.datetime) -> None:
     partitions_ensure(now=now, months_ahead=1)
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE audit_seals, audit_remediation, audit_aianalysis, audit_workflow, audit_execution,"
+            "TRUNCATE audit_seals, audit_checkpoints, audit_checkpoint_cosignatures, audit_anchors,"
+            " audit_witness_state, audit_remediation, audit_aianalysis, audit_workflow, audit_execution,"
             " incident_embeddings"
         )

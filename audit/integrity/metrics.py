@@ -1,4 +1,5 @@
-"""The sealing metrics, read from the database at scrape time by the metrics endpoint.
+"""The sealing metrics, read from the database at scrape time by the metrics endpoint: the seal
+lag, the last verification, and the seal log's time anchors and witnesses.
 
 `audit_seal` and `audit_verify` run as Jobs that Prometheus never scrapes, so the pod's metrics
 endpoint reads their results where they leave them: the seals table and the verification runs.
@@ -35,6 +36,22 @@ STATE_SQL = (
     " FROM (SELECT 1) AS one LEFT JOIN LATERAL"
     " (SELECT finished_at, passed, findings FROM audit_verifications ORDER BY finished_at DESC LIMIT 1) AS v ON true"
 )
+# The oldest checkpoint no anchor covers yet (an anchor covers every checkpoint up to its size):
+# the first one after the largest anchored size, by the primary key.
+_FIRST_AFTER = "(SELECT created_at FROM audit_checkpoints WHERE size > {} ORDER BY size LIMIT 1)"
+ANCHOR_STATE_SQL = "SELECT " + _FIRST_AFTER.format(  # noqa: S608 - constant text only
+    "coalesce((SELECT max(checkpoint_size) FROM audit_anchors), 0)"
+)
+WITNESS_STATE_SQL = (
+    "SELECT w.witness, w.outcome = 'inconsistent', "  # noqa: S608 - constant text only
+    + _FIRST_AFTER.format("w.cosigned_size")
+    + " FROM audit_witness_state AS w ORDER BY w.witness"
+)
+
+
+def age(*, now: dt.datetime, since: dt.datetime | None) -> float:
+    """Seconds since `since`; 0 when nothing is owed."""
+    return max(0.0, (now - since).total_seconds()) if since is not None else 0.0
 
 
 def seal_lag(
@@ -52,7 +69,7 @@ def seal_lag(
 class SealCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            state = self._state()
+            state, anchor_since, witnesses = self._state()
         except psycopg.Error as exc:
             logger.warning("seal metrics: database not readable: %s", exc)
             return
@@ -68,6 +85,7 @@ class SealCollector(Collector):
             ),
         )
         yield lag
+        yield from self._log_metrics(now, anchor_since, witnesses)
         if verified_at is None:
             return
         outcome = GaugeMetricFamily(
@@ -85,12 +103,45 @@ class SealCollector(Collector):
         when.add_metric([], verified_at.timestamp())
         yield when
 
-    def _state(self) -> tuple[Any, ...]:
+    def _log_metrics(
+        self, now: dt.datetime, anchor_since: dt.datetime | None, witnesses: list[tuple[Any, ...]]
+    ) -> Iterator[GaugeMetricFamily]:
+        if settings.AUDIT_TSA_URL:
+            anchor = GaugeMetricFamily(
+                "kubernaut_audit_anchor_lag_seconds",
+                "Age of the oldest checkpoint of the seal log no RFC 3161 time anchor covers yet (0: all covered).",
+            )
+            anchor.add_metric([], age(now=now, since=anchor_since))
+            yield anchor
+        if not witnesses:
+            return
+        witness_lag = GaugeMetricFamily(
+            "kubernaut_audit_witness_lag_seconds",
+            "Age of the oldest checkpoint of the seal log the witness has not cosigned (0: it cosigned the latest).",
+            labels=["witness"],
+        )
+        inconsistent = GaugeMetricFamily(
+            "kubernaut_audit_witness_inconsistent",
+            "1 if the witness last answered that it holds a history this log does not extend.",
+            labels=["witness"],
+        )
+        for witness, is_inconsistent, since in witnesses:
+            witness_lag.add_metric([witness], age(now=now, since=since))
+            inconsistent.add_metric([witness], 1.0 if is_inconsistent else 0.0)
+        yield witness_lag
+        yield inconsistent
+
+    def _state(self) -> tuple[tuple[Any, ...], dt.datetime | None, list[tuple[Any, ...]]]:
         params = connection.get_connection_params()
         for key in ("cursor_factory", "context", "prepare_threshold"):
             params.pop(key, None)
         with psycopg.connect(**params, autocommit=True) as conn, conn.cursor() as cursor:
             cursor.execute(STATE_SQL)
             row = cursor.fetchone()
+            cursor.execute(ANCHOR_STATE_SQL)
+            anchor = cursor.fetchone()
+            cursor.execute(WITNESS_STATE_SQL)
+            witnesses = [tuple(witness) for witness in cursor.fetchall()]
         assert row is not None
-        return tuple(row)
+        assert anchor is not None
+        return tuple(row), anchor[0], witnesses

@@ -13,6 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.db import connection, transaction
 
+from audit.integrity.log_verification import LogTrust, seal_log_check
 from audit.integrity.metrics import seal_lag
 from audit.integrity.sealed_rows import WindowRows, earliest_recorded_at, rows_by_window
 from audit.integrity.stored_seals import last_seal, seal_before, seals_in_range, signed_seal
@@ -59,8 +60,10 @@ def audit_verify(
     time_to: dt.datetime | None = None,
     now: dt.datetime,
     on_rows: Callable[[int], None] | None = None,
+    log_trust: LogTrust | None = None,
 ) -> VerifyReport:
-    """Verify the seals whose windows overlap [time_from, time_to) (default: all) and their rows."""
+    """Verify the seals whose windows overlap [time_from, time_to) (default: all) and their rows;
+    with `log_trust` and no range, the whole seal log too (`log_verification.py`)."""
     started = time.perf_counter()
     report = VerifyReport()
     outermost = not connection.in_atomic_block
@@ -103,6 +106,9 @@ def audit_verify(
                 report.findings.append(
                     Finding(UNSEALED_LAG, f"the oldest closed window not sealed ended {lag:.0f} s ago")
                 )
+        if log_trust is not None and time_from is None and time_to is None:
+            # One tree over every seal: checked whole, by a run over the whole history.
+            report.findings += seal_log_check(trust=log_trust, seal_dir=seal_dir)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from kubernaut_integrity.cosignature import cosigner_verifier_from_vkey
+from kubernaut_integrity.note import name_valid as note_name_valid
 from kubernaut_storage.database.embedded_postgres import embedded_database_settings
 from kubernaut_storage.database.reconnection import reconnect_while_requests_wait
 from kubernaut_storage.observability.logs import logging_config
@@ -381,6 +383,42 @@ AUDIT_SEAL_PRIVATE_KEY_FILE = env.str("AUDIT_SEAL_PRIVATE_KEY_FILE", default="")
 AUDIT_SEAL_PUBLIC_KEY_FILES = env.list("AUDIT_SEAL_PUBLIC_KEY_FILES", default=[])
 # `audit_verify` reports a closed window still unsealed this long after it ended.
 AUDIT_SEAL_MAX_LAG_SECONDS = env.int("AUDIT_SEAL_MAX_LAG_SECONDS", default=900)
+
+# --- The seal log: checkpoints, time anchors, witnesses (docs/INTEGRITY.md) -------------------
+# The log's name in its checkpoints and the name of its note keys: one per deployment, e.g.
+# `audit.example.com/kubernaut-prod`, so that no checkpoint of one log passes for another's.
+AUDIT_LOG_ORIGIN = env.str("AUDIT_LOG_ORIGIN", default="kubernaut-storage/audit-seals")
+if not note_name_valid(AUDIT_LOG_ORIGIN):
+    raise ImproperlyConfigured("AUDIT_LOG_ORIGIN must be non-empty, without spaces or '+'")
+# The log's note signing key(s) (`log-signing-key`, written by audit_keygen), for `audit_seal`
+# only. Comma-separated: during a rotation the old and the new key both sign every checkpoint.
+# Unset: the seal log still grows, but no checkpoint is signed.
+AUDIT_LOG_PRIVATE_KEY_FILE = env.list("AUDIT_LOG_PRIVATE_KEY_FILE", default=[])
+# The log's verifier keys (`log-key.vkey` files, comma-separated) `audit_verify` trusts when no
+# --log-key is given: every key that ever signed a checkpoint.
+AUDIT_LOG_PUBLIC_KEY_FILES = env.list("AUDIT_LOG_PUBLIC_KEY_FILES", default=[])
+# An RFC 3161 time-stamp authority (`https://…`): `audit_seal` has it time-stamp the latest
+# checkpoint once every AUDIT_ANCHOR_INTERVAL_SECONDS. Unset: no anchors.
+AUDIT_TSA_URL = env.str("AUDIT_TSA_URL", default="")
+AUDIT_ANCHOR_INTERVAL_SECONDS = env.int("AUDIT_ANCHOR_INTERVAL_SECONDS", default=600)
+if AUDIT_ANCHOR_INTERVAL_SECONDS < 1:
+    raise ImproperlyConfigured("AUDIT_ANCHOR_INTERVAL_SECONDS must be at least 1")
+# The authority's root certificate(s) (PEM files, comma-separated): an answer is stored only
+# when it chains to one, and `audit_verify` checks the stored anchors against them.
+AUDIT_TSA_ROOT_FILES = env.list("AUDIT_TSA_ROOT_FILES", default=[])
+if AUDIT_TSA_URL and not AUDIT_TSA_ROOT_FILES:
+    raise ImproperlyConfigured("AUDIT_TSA_URL needs AUDIT_TSA_ROOT_FILES: anchors are verified before they are stored")
+# Witnesses asked to cosign each new checkpoint, comma-separated `<submission URL> <verifier key>`.
+AUDIT_WITNESSES: list[tuple[str, str]] = []
+for _witness in env.list("AUDIT_WITNESSES", default=[]):
+    _url, _, _vkey = _witness.strip().partition(" ")
+    try:
+        cosigner_verifier_from_vkey(_vkey.strip())
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"AUDIT_WITNESSES: {_witness!r} is not `<url> <verifier key>`: {_error}") from None
+    if not _url.startswith(("https://", "http://")):
+        raise ImproperlyConfigured(f"AUDIT_WITNESSES: {_url!r} is not an http(s) URL")
+    AUDIT_WITNESSES.append((_url, _vkey.strip()))
 
 # --- Logging ---------------------------------------------------------------------------------
 # One JSON object per line on stderr, the same shape as gunicorn's own lines (logs.py).

@@ -39,7 +39,7 @@ def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_the_rules_parse(tmp_path):
     result = promtool("check", "rules", str(rules_file(tmp_path)), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 7 rules found" in result.stdout, result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout, result.stdout
 
 
 def latency_buckets(*, fast: int, slow: int) -> list[dict[str, str]]:
@@ -170,6 +170,49 @@ CASES: dict[str, dict[str, Any]] = {
                 "10m",
                 {"severity": "warning", "job_name": FAILED_JOB},
             )
+        ],
+    },
+    "checkpoints not time-stamped for half an hour": {
+        "input_series": [
+            {"series": f'kubernaut_audit_anchor_lag_seconds{{{JOB}, pod="a"}}', "values": "0+60x60"},
+            {"series": f'kubernaut_audit_anchor_lag_seconds{{{JOB}, pod="b"}}', "values": "0+60x60"},
+        ],
+        "alert_rule_test": [
+            silent("KubernautStorageAnchorLag", "35m"),
+            fires("KubernautStorageAnchorLag", "45m", WARNING),
+        ],
+    },
+    "checkpoints time-stamped every interval": {
+        "input_series": [
+            # Grows to ten minutes and back to zero with each anchor.
+            {"series": f'kubernaut_audit_anchor_lag_seconds{{{JOB}, pod="a"}}', "values": "0+60x10 0+60x10 0+60x10"},
+        ],
+        "alert_rule_test": [silent("KubernautStorageAnchorLag", "30m")],
+    },
+    "a witness holds another history": {
+        "input_series": [
+            {
+                "series": f'kubernaut_audit_witness_inconsistent{{{JOB}, pod="a", witness="w1+abcd"}}',
+                "values": "0 0 1x10",
+            },
+            {"series": f'kubernaut_audit_witness_inconsistent{{{JOB}, pod="a", witness="w2+ef01"}}', "values": "0x12"},
+        ],
+        "alert_rule_test": [
+            silent("KubernautStorageWitnessInconsistent", "1m"),
+            fires("KubernautStorageWitnessInconsistent", "3m", {"severity": "critical", "witness": "w1+abcd"}),
+        ],
+    },
+    "a witness unreachable for an hour": {
+        "input_series": [
+            {
+                "series": f'kubernaut_audit_witness_lag_seconds{{{JOB}, pod="a", witness="w1+abcd"}}',
+                "values": "0+60x90",
+            },
+            {"series": f'kubernaut_audit_witness_lag_seconds{{{JOB}, pod="a", witness="w2+ef01"}}', "values": "0x90"},
+        ],
+        "alert_rule_test": [
+            silent("KubernautStorageWitnessLag", "70m"),
+            fires("KubernautStorageWitnessLag", "80m", {"severity": "warning", "witness": "w1+abcd"}),
         ],
     },
 }

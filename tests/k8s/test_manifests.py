@@ -102,8 +102,11 @@ def test_prometheus_operator_objects_match_their_crd_schemas():
 def test_the_alerts_cover_the_failures_and_read_metrics_the_service_exports():
     groups = one(rendered("overlays/production"), "PrometheusRule")["spec"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
-    metrics_module = REPO / "kubernaut_storage" / "observability" / "metrics.py"
-    exported = set(re.findall(r'"(kubernaut_[a-z_]+)"', metrics_module.read_text()))
+    metrics_modules = (
+        REPO / "kubernaut_storage" / "observability" / "metrics.py",
+        REPO / "audit" / "integrity" / "metrics.py",
+    )
+    exported = {name for module in metrics_modules for name in re.findall(r'"(kubernaut_[a-z_]+)"', module.read_text())}
     for rule in rules:
         for name in re.findall(r"\b(kubernaut_[a-z_]+)", rule["expr"]):
             base = re.sub(r"_(bucket|count|sum)$", "", name)
@@ -116,6 +119,8 @@ def test_the_alerts_cover_the_failures_and_read_metrics_the_service_exports():
     assert 'check="partitions"' in by_name["KubernautStoragePartitionMissing"]
     assert 'outcome="unavailable"' in by_name["KubernautStorageDatabaseUnavailable"]
     assert "absent(up{" in by_name["KubernautStorageMetricsMissing"]
+    assert "kubernaut_audit_anchor_lag_seconds" in by_name["KubernautStorageAnchorLag"]
+    assert "kubernaut_audit_witness_inconsistent" in by_name["KubernautStorageWitnessInconsistent"]
 
 
 def configuration_table() -> str:

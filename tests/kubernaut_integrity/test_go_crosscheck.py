@@ -2,23 +2,17 @@
 .../tlog, Debian's golang-go and golang-golang-x-mod-dev) checks our checkpoints, cosignatures,
 inclusion and consistency proofs, and rebuilds the same tree and proofs from the leaves.
 
-The Go program (go_crosscheck/main.go) is built offline against Debian's copy of the module,
-once per version of its source, under .data/go/. A machine without Go fails this test: it is
-never skipped (scripts/test installs both packages).
+The Go program (go_crosscheck/main.go, built by testutils/go_crosscheck.py, the `go_crosscheck`
+fixture) is built offline against Debian's copy of the module. A machine without Go fails this
+test: it is never skipped (scripts/test installs both packages). A real evidence bundle's
+checkpoints and proofs go through it too (tests/audit/integrity/test_evidence_crosscheck.py).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kubernaut_integrity.checkpoint import Checkpoint, checkpoint_sign
@@ -26,51 +20,10 @@ from kubernaut_integrity.cosignature import Cosigner
 from kubernaut_integrity.note import Ed25519Signer, Note, Signature, note_sign, note_with_signatures, signer_generate
 from kubernaut_integrity.seals import seal_body_json
 from kubernaut_integrity.tlog import MemoryLog, consistency_proof, inclusion_proof, tree_hash
+from testutils.go_crosscheck import b64, crosscheck_run
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-SOURCE = Path(__file__).parent / "go_crosscheck" / "main.go"
-GOPATH = Path("/usr/share/gocode")
 ORIGIN = "audit.example/kubernaut"
 SIZES = (1, 2, 7, 8, 20, 37)
-
-
-@pytest.fixture(scope="module")
-def crosscheck() -> Path:
-    go = shutil.which("go")
-    if go is None or not (GOPATH / "src/golang.org/x/mod/sumdb/tlog").is_dir():
-        pytest.fail(
-            "Go's reference code is missing: apt-get install golang-go golang-golang-x-mod-dev (scripts/test does)"
-        )
-    build_dir = REPOSITORY / ".data" / "go"
-    binary = build_dir / f"crosscheck-{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]}"
-    if not binary.exists():
-        build_dir.mkdir(parents=True, exist_ok=True)
-        partial = binary.with_name(f"{binary.name}.{os.getpid()}")
-        env = {
-            **os.environ,
-            "GO111MODULE": "off",
-            "GOPATH": str(GOPATH),
-            "GOCACHE": str(build_dir / "cache"),
-            "GOPROXY": "off",
-            "GOFLAGS": "",
-            "GOTOOLCHAIN": "local",
-        }
-        done = subprocess.run(
-            [go, "build", "-o", str(partial), str(SOURCE)], env=env, capture_output=True, text=True, timeout=600
-        )
-        assert done.returncode == 0, done.stderr
-        partial.replace(binary)
-    return binary
-
-
-def _run(binary: Path, document: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run(binary, input=json.dumps(document), capture_output=True, text=True, timeout=120)
-    assert done.stdout, done.stderr
-    return done.returncode, json.loads(done.stdout)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 class _Fixture:
@@ -103,31 +56,31 @@ class _Fixture:
             "witness_vkeys": [self.witness.verifier.vkey],
         })  # fmt: skip
         inclusion = [
-            {"index": index, "size": size, "root": _b64(self.roots[size]),
-             "proof": [_b64(h) for h in inclusion_proof(index=index, size=size, read=self.log.read)]}
+            {"index": index, "size": size, "root": b64(self.roots[size]),
+             "proof": [b64(h) for h in inclusion_proof(index=index, size=size, read=self.log.read)]}
             for size in SIZES for index in range(size)
         ]  # fmt: skip
         consistency = [
-            {"old_size": old, "old_root": _b64(self.roots[old]), "new_size": new, "new_root": _b64(self.roots[new]),
-             "proof": [_b64(h) for h in consistency_proof(old_size=old, new_size=new, read=self.log.read)]}
+            {"old_size": old, "old_root": b64(self.roots[old]), "new_size": new, "new_root": b64(self.roots[new]),
+             "proof": [b64(h) for h in consistency_proof(old_size=old, new_size=new, read=self.log.read)]}
             for new in SIZES for old in range(1, new + 1)
         ]  # fmt: skip
         return {
-            "leaves": [_b64(seal) for seal in self.seals],
+            "leaves": [b64(seal) for seal in self.seals],
             "checkpoints": checkpoints,
             "inclusion": inclusion,
             "consistency": consistency,
         }
 
 
-def test_go_verifies_our_checkpoints_cosignatures_and_proofs(crosscheck: Path) -> None:
+def test_go_verifies_our_checkpoints_cosignatures_and_proofs(go_crosscheck: Path) -> None:
     fixture = _Fixture()
     document = fixture.document()
-    status, verdicts = _run(crosscheck, document)
+    status, verdicts = crosscheck_run(go_crosscheck, document)
     assert status == 0, verdicts
     assert [v["verdict"] for v in verdicts["checkpoints"]] == ["ok"] * len(SIZES)
     assert [v["size"] for v in verdicts["checkpoints"]] == list(SIZES)
-    assert [v["go_root"] for v in verdicts["checkpoints"]] == [_b64(fixture.roots[size]) for size in SIZES]
+    assert [v["go_root"] for v in verdicts["checkpoints"]] == [b64(fixture.roots[size]) for size in SIZES]
     keys = [f"{signer.name}+{signer.key_hash:08x}" for signer in (fixture.key, fixture.next_key, fixture.witness)]
     assert verdicts["checkpoints"][0]["signed_by"] == keys[:1]
     assert sorted(verdicts["checkpoints"][-1]["signed_by"]) == sorted(keys)
@@ -135,7 +88,7 @@ def test_go_verifies_our_checkpoints_cosignatures_and_proofs(crosscheck: Path) -
     assert verdicts["consistency"] == ["ok"] * len(document["consistency"])
 
 
-def test_go_refuses_what_was_changed(crosscheck: Path) -> None:
+def test_go_refuses_what_was_changed(go_crosscheck: Path) -> None:
     fixture = _Fixture()
     document = fixture.document()
     honest = fixture.checkpoint_note(20, [fixture.key])
@@ -146,15 +99,15 @@ def test_go_refuses_what_was_changed(crosscheck: Path) -> None:
     document["checkpoints"] = [
         {"note": honest.replace("\n20\n", "\n21\n"), "log_vkeys": [fixture.key.verifier.vkey]},
         {"note": fixture.checkpoint_note(20, [signer_generate(ORIGIN)]), "log_vkeys": [fixture.key.verifier.vkey]},
-        {"note": note_sign(f"{ORIGIN}\n020\n{_b64(fixture.roots[20])}\n", [fixture.key]).encode().decode(),
+        {"note": note_sign(f"{ORIGIN}\n020\n{b64(fixture.roots[20])}\n", [fixture.key]).encode().decode(),
          "log_vkeys": [fixture.key.verifier.vkey]},
         {"note": recosigned.encode().decode(), "log_vkeys": [fixture.key.verifier.vkey],
          "witness_vkeys": [fixture.witness.verifier.vkey]},
     ]  # fmt: skip
     proof = document["inclusion"][40]["proof"]
-    proof[1] = _b64(bytes(32))
-    document["consistency"][30]["old_root"] = _b64(fixture.roots[3])
-    status, verdicts = _run(crosscheck, document)
+    proof[1] = b64(bytes(32))
+    document["consistency"][30]["old_root"] = b64(fixture.roots[3])
+    status, verdicts = crosscheck_run(go_crosscheck, document)
     assert status == 1
     assert [v["verdict"] for v in verdicts["checkpoints"]] == [
         f"invalid signature for key audit.example/kubernaut+{fixture.key.key_hash:08x}",

@@ -12,11 +12,19 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
+from audit.integrity.log_verification import LogTrust
 from audit.integrity.stored_seals import seals_in_range
 from audit.integrity.verification import audit_verify
 from audit.models import AuditVerification
-from kubernaut_integrity.arguments import public_key_argument
+from kubernaut_integrity.arguments import (
+    log_key_argument,
+    log_verifiers_load,
+    public_key_argument,
+    tsa_root_argument,
+    witness_verifiers_load,
+)
 from kubernaut_integrity.keys import public_keys_load
+from kubernaut_integrity.timestamps import tsa_roots_load
 
 
 def _moment(text: str) -> dt.datetime:
@@ -30,7 +38,12 @@ class Command(BaseCommand):
         "[--from, --to) (default: all) and report, each by table and id or seal number: modified, "
         "deleted or inserted rows, duplicated, reordered or missing seals, bad signatures or unknown "
         "keys, seals that differ from their copies in AUDIT_SEAL_DIR, and closed windows still "
-        "unsealed after AUDIT_SEAL_MAX_LAG_SECONDS. Exit status 1 on any finding, 0 when clean. "
+        "unsealed after AUDIT_SEAL_MAX_LAG_SECONDS. Without --from/--to, the seal log too, rebuilt "
+        "from every seal: each seal's stored log hashes, each checkpoint in the database and in "
+        "AUDIT_SEAL_DIR (signed by a --log-key, with the root the rebuilt log has at its size: one that "
+        "differs is a rewritten history, named with both sizes), their RFC 3161 anchors (against "
+        "--tsa-root) and witness cosignatures (AUDIT_WITNESSES). "
+        "Exit status 1 on any finding, 0 when clean. "
         "Read-only, apart from recording the outcome for the metrics."
     )
 
@@ -38,6 +51,8 @@ class Command(BaseCommand):
         parser.add_argument("--from", dest="time_from", type=_moment, default=None, metavar="T", help="ISO 8601")
         parser.add_argument("--to", dest="time_to", type=_moment, default=None, metavar="T", help="ISO 8601")
         public_key_argument(parser, default="AUDIT_SEAL_PUBLIC_KEY_FILES")
+        log_key_argument(parser, default="AUDIT_LOG_PUBLIC_KEY_FILES")
+        tsa_root_argument(parser, default="AUDIT_TSA_ROOT_FILES")
         parser.add_argument(
             "--seal-dir", type=Path, default=None, help=f"default AUDIT_SEAL_DIR ({settings.AUDIT_SEAL_DIR})"
         )
@@ -50,6 +65,8 @@ class Command(BaseCommand):
         time_from: dt.datetime | None,
         time_to: dt.datetime | None,
         public_keys: list[Path] | None,
+        log_keys: list[str] | None,
+        tsa_roots: list[Path] | None,
         seal_dir: Path | None,
         json: bool,
         no_progress: bool,
@@ -62,6 +79,7 @@ class Command(BaseCommand):
             trusted = public_keys_load(key_files)
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot load a public key: {exc}") from exc
+        log_trust = self._log_trust(log_keys, tsa_roots)
         seal_dir = seal_dir or Path(settings.AUDIT_SEAL_DIR)
         expected = seals_in_range(time_from, time_to).values_list("row_count", flat=True)
         with tqdm(
@@ -77,6 +95,7 @@ class Command(BaseCommand):
                 time_to=time_to,
                 now=timezone.now(),
                 on_rows=progress.update,
+                log_trust=log_trust,
             )
         AuditVerification.objects.create(
             finished_at=timezone.now(),
@@ -98,6 +117,17 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.ERROR(f"{len(report.findings)} finding(s): {summary}"))
         if not report.clean:
             raise CommandError(f"{len(report.findings)} finding(s)")
+
+    def _log_trust(self, log_keys: list[str] | None, tsa_roots: list[Path] | None) -> LogTrust:
+        try:
+            return LogTrust(
+                origin=settings.AUDIT_LOG_ORIGIN,
+                log_verifiers=log_verifiers_load(log_keys or settings.AUDIT_LOG_PUBLIC_KEY_FILES),
+                witness_verifiers=witness_verifiers_load(vkey for _, vkey in settings.AUDIT_WITNESSES),
+                tsa_roots=tsa_roots_load(tsa_roots or [Path(name) for name in settings.AUDIT_TSA_ROOT_FILES]),
+            )
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"cannot load a log key or time-stamp root: {exc}") from exc
 
 
 def _json_dumps(value: Any) -> str:

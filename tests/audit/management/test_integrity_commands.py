@@ -16,9 +16,19 @@ from testutils.admin_rows import remediation_chain
 from testutils.integrity import findings_of, key_files, seal_now, verify
 
 COMMANDS = {
-    "audit_keygen": ["--out", "Ed25519", "Secret", "rotation"],
-    "audit_seal": ["AUDIT_SEAL_WINDOW_SECONDS", "--settle-seconds", "AUDIT_SEAL_DIR", "Ed25519", "Idempotent"],
-    "audit_verify": ["--from", "--to", "--public-key", "--json", "Exit status 1"],
+    "audit_keygen": ["--out", "Ed25519", "Secret", "rotation", "log-key.vkey", "AUDIT_LOG_ORIGIN"],
+    "audit_seal": [
+        "AUDIT_SEAL_WINDOW_SECONDS",
+        "--settle-seconds",
+        "AUDIT_SEAL_DIR",
+        "Ed25519",
+        "Idempotent",
+        "AUDIT_LOG_PRIVATE_KEY_FILE",
+        "AUDIT_TSA_URL",
+        "AUDIT_WITNESSES",
+    ],
+    "audit_verify": ["--from", "--to", "--public-key", "--log-key", "--tsa-root", "--json", "Exit status 1"],
+    "audit_evidence": ["--correlation-id", "--from", "--to", "--out", "--consistent-from", "unsealed", "--log-key"],
     "audit_archive_verify": ["--public-key", "seal"],
 }
 
