@@ -1,6 +1,7 @@
 """`python -m bench volume`: the jobs that follow the writes, timed on months of history.
 
-Starts its own embedded PostgreSQL (.data/volume-postgres; database recreated, migrated),
+Starts its own embedded PostgreSQL (.data/volume-postgres, --smoke .data/volume-smoke-postgres;
+database recreated, migrated),
 fills it with --rows rows by COPY (bench/volume/fill.py: whole remediation chains of the four
 audit kinds, each record with its embedding, plus upstream events when that table exists,
 spread evenly over the --months closed months before this one and this month up to an hour
@@ -45,9 +46,12 @@ from bench import stack
 
 ROOT = stack.ROOT
 RESULTS_DIR = ROOT / "bench" / "results"
-DATA_DIR = ROOT / ".data" / "volume-postgres"
-WORK_DIR = ROOT / ".data" / "volume"
-DATABASE = "kubernaut_volume"
+#: Where a run's PostgreSQL, seals, archives and logs live. The smoke form has its own, so that
+#: the test suite never drops the database of a long run going on beside it.
+PLACES = {
+    False: (ROOT / ".data" / "volume-postgres", ROOT / ".data" / "volume", "kubernaut_volume"),
+    True: (ROOT / ".data" / "volume-smoke-postgres", ROOT / ".data" / "volume-smoke", "kubernaut_volume_smoke"),
+}
 JOBS = ("seal", "verify", "retention", "archive-verify", "index-build", "partitions", "admin")
 #: Free space the run leaves to everyone else on the disk, beyond its own estimate.
 DISK_HEADROOM_GB = 10.0
@@ -117,22 +121,23 @@ def main(argv: list[str]) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started_at = dt.datetime.now(dt.UTC)
-    DATA_DIR.parent.mkdir(parents=True, exist_ok=True)
+    data_dir, work_dir, database = PLACES[args.smoke]
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
     needed = estimated_bytes(rows=args.rows, dimensions=args.dimensions)
-    free = shutil.disk_usage(DATA_DIR.parent).free
+    free = shutil.disk_usage(data_dir.parent).free
     log(f"disk: {free / 1e9:.1f} GB free, this run needs ~{needed / 1e9:.1f} GB")
     if free - needed < DISK_HEADROOM_GB * 1e9 and not args.force:
         sys.exit(
             f"python -m bench volume: ~{needed / 1e9:.1f} GB needed and {DISK_HEADROOM_GB:.0f} GB left to others,"
             f" {free / 1e9:.1f} GB free: use fewer --rows (or --force)"
         )
-    db = stack.bench_database_start(database=DATABASE, data_dir=DATA_DIR)
+    db = stack.bench_database_start(database=database, data_dir=data_dir)
     os.environ.update(db.env())
     import django
 
     django.setup()
-    shutil.rmtree(WORK_DIR, ignore_errors=True)
-    WORK_DIR.mkdir(parents=True)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True)
     results: dict[str, Any] = {
         "command": "python -m bench volume "
         + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["volume"] else sys.argv[1:]),
@@ -141,10 +146,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "options": {key: value for key, value in vars(args).items() if key not in ("output",) and value is not None},
     }
     try:
-        results.update(_measure(args, db, started_at))
+        results.update(_measure(args, db, started_at, work_dir))
     finally:
         if not args.keep:
-            _remove(db)
+            _remove(db, work_dir)
     results["machine"]["loadavg_after"] = _loadavg()
     path = args.output or RESULTS_DIR / f"volume-{started_at:%Y%m%dT%H%M%SZ}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +159,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def _measure(args: argparse.Namespace, db: stack.BenchDatabase, started_at: dt.datetime) -> dict[str, Any]:
+def _measure(
+    args: argparse.Namespace, db: stack.BenchDatabase, started_at: dt.datetime, work_dir: Path
+) -> dict[str, Any]:
     import psycopg
 
     from bench.volume.fill import fill
@@ -175,7 +182,7 @@ def _measure(args: argparse.Namespace, db: stack.BenchDatabase, started_at: dt.d
     if jobs:
         from bench.volume.schedule import Schedule
 
-        schedule = Schedule(args=args, db=db, work_dir=WORK_DIR, results_dir=RESULTS_DIR, stamp=started_at, log=log)
+        schedule = Schedule(args=args, db=db, work_dir=work_dir, results_dir=RESULTS_DIR, stamp=started_at, log=log)
         measured["jobs"] = schedule.run(jobs, filled=filled)
         measured["writes_alone"] = schedule.alone_windows
         measured["service"] = schedule.service_text
@@ -187,7 +194,7 @@ def _measure(args: argparse.Namespace, db: stack.BenchDatabase, started_at: dt.d
     return measured
 
 
-def _remove(db: stack.BenchDatabase) -> None:
+def _remove(db: stack.BenchDatabase, work_dir: Path) -> None:
     import psycopg
     from django.db import connections
     from psycopg import sql
@@ -195,7 +202,7 @@ def _remove(db: stack.BenchDatabase) -> None:
     connections.close_all()
     with psycopg.connect(host=db.socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.name)))
-    shutil.rmtree(WORK_DIR, ignore_errors=True)
+    shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _print(results: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """`python -m bench volume`: its smoke form end to end, and the fill's rows against the write path's.
 
-The smoke run has its own PostgreSQL (.data/volume-postgres), service and writers, as the
+The smoke run has its own PostgreSQL (.data/volume-smoke-postgres), service and writers, as the
 real run does; only the sizes are tiny. Its timings are not checked, only that every job ran
 on valid rows: sealing and full verification find nothing wrong with what the fill stored,
 retention retires exactly the oldest month and its archives verify offline.
