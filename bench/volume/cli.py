@@ -58,7 +58,7 @@ DISK_HEADROOM_GB = 10.0
 SMOKE = {
     "rows": 2400,
     "alone": 1.0,
-    "warmup": 1.0,
+    "warmup": 0.5,
     "writer_rate": 8.0,
     "writer_threads": 2,
     "service_workers": 1,

@@ -12,13 +12,12 @@ def test_index_comparison_builds_writes_and_queries_each_strategy(tmp_path: Path
     output = tmp_path / "indexes.json"
     bench_run(["-m", "bench", "indexes", "--smoke", "--output", str(output)])
 
-    rows = {row["strategy"]: row for row in json.loads(output.read_text())["strategies"]}
-    assert set(rows) == {"none", "halfvec-m16"}
-    for row in rows.values():
-        assert row["vectors_in_partition"] > 0
-        assert row["writes_per_s"] > 0
-        assert row["write_errors"] == 0
-        assert 0 < row["recall_at_10"] <= 1
-    assert rows["none"]["build_s"] is None
-    assert rows["halfvec-m16"]["index_mb"] > 0
+    [row] = json.loads(output.read_text())["strategies"]
+    assert row["strategy"] == "halfvec-m16"
+    assert row["vectors_in_partition"] > 0
+    assert row["build_s"] is not None
+    assert row["index_mb"] > 0
+    assert row["writes_per_s"] > 0
+    assert row["write_errors"] == 0
     # (On a few hundred vectors the planner rightly scans rather than use the index.)
+    assert 0 < row["recall_at_10"] <= 1

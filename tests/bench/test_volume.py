@@ -57,10 +57,10 @@ def test_volume_smoke_fills_and_times_every_job_on_valid_rows(tmp_path: Path):
     [index] = jobs["index-build"]["indexes"]
     assert index.startswith(f"incident_embeddings_p{fill['months'][1]}_")
     assert jobs["index-build"]["rows"] > 0
-    for job in jobs.values():
-        writes = job["writes"]
-        assert writes["during"]["failed"] == 0, job["job"]
-        assert writes["alone"]["writes_per_s"] > 0, job["job"]
+    # The writes went on throughout, every one stored (how fast is the real run's business).
+    assert all(job["writes"]["during"]["failed"] == 0 for job in jobs.values())
+    assert sum(window["created"] for window in result["writes_alone"]) > 0
+    assert sum(job["writes"]["during"]["created"] for job in jobs.values()) > 0
 
     pages = result["admin_pages"]
     assert len(pages) == 10
