@@ -93,8 +93,8 @@ def log(message: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m bench [options]` runs the benchmark; `faults`, `indexes`, `profile`, `prometheus-cost`: tools
-    beside it."""
+    """`python -m bench [options]` runs the benchmark; `faults`, `indexes`, `profile`, `prometheus-cost`,
+    `volume`: tools beside it."""
     command = argv[0] if argv and not argv[0].startswith("-") else "run"
     if command == "indexes":
         from bench.indexes import main as indexes_main
@@ -112,10 +112,16 @@ def main(argv: list[str]) -> None:
         from bench.faults.suite import main as faults_main
 
         faults_main(argv[1:])
+    elif command == "volume":
+        from bench.volume.cli import main as volume_main
+
+        volume_main(argv[1:])
     elif command == "run":
         run(_arguments(argv[1:] if argv and argv[0] == "run" else argv))
     else:
-        sys.exit(f"python -m bench: unknown command {command!r} (run, faults, indexes, profile, prometheus-cost)")
+        sys.exit(
+            f"python -m bench: unknown command {command!r} (run, faults, indexes, profile, prometheus-cost, volume)"
+        )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -13,6 +13,7 @@ records, so the written month's partition holds ~50,000 vectors of the measured 
 
     python -m bench indexes                       # 1536-d (the primary model)
     python -m bench indexes --dimensions 384      # the local model
+    python -m bench indexes --smoke               # seconds: one strategy on a few hundred vectors
 
 Strategies: `none` (no ANN index: the query is an exact scan), `hnsw-m16` (pgvector's
 defaults, m = 16, ef_construction = 64), `hnsw-m8` (m = 8, ef_construction = 32), and the
@@ -49,6 +50,15 @@ STRATEGIES: dict[str, str | None] = {
 MODELS = {1536: "text-embedding-3-small", 384: "all-MiniLM-L6-v2"}
 DATABASE = "kubernaut_bench_indexes"
 K = 10
+#: A check that the harness still runs (tests/bench/test_indexes.py), not a measurement.
+SMOKE = {
+    "dimensions": 384,
+    "strategies": "halfvec-m16",
+    "vectors": 300,
+    "connections": 2,
+    "duration": 0.5,
+    "queries": 5,
+}
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:
@@ -61,7 +71,11 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--ef-search", type=int, default=40, help="hnsw.ef_search for the queries (pgvector's default)")
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--smoke", action="store_true", help=f"a quick check of the harness: {SMOKE}")
     args = parser.parse_args(argv)
+    if args.smoke:
+        for key, value in SMOKE.items():
+            setattr(args, key, value)
     args.strategies = [name.strip() for name in args.strategies.split(",") if name.strip()]
     unknown = set(args.strategies) - set(STRATEGIES)
     if unknown:

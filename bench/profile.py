@@ -9,6 +9,7 @@ Redis and remote embedder as `python -m bench`, and no HTTP client or server in 
    PostgreSQL and the commit's WAL flush show as waits in psycopg and redis).
 
     python -m bench profile --scenario cached --requests 2000
+    python -m bench profile --smoke     # seconds: a check that the harness still runs
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+#: A check that the harness still runs (tests/bench/test_profile.py), not a measurement.
+SMOKE = {"requests": 10, "prefill": 100, "templates": 8, "remote_delay_ms": 5.0}
 
 
 def _arguments(argv: list[str]) -> argparse.Namespace:
@@ -36,7 +40,12 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--interval-ms", type=float, default=0.1, help="pyinstrument's sampling interval")
     parser.add_argument("--html", type=Path, help="also write pyinstrument's HTML report here")
     parser.add_argument("--no-profile", action="store_true", help="only the CPU and wall time per request")
-    return parser.parse_args(argv)
+    parser.add_argument("--smoke", action="store_true", help=f"a quick check of the harness: {SMOKE}")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        for key, value in SMOKE.items():
+            setattr(args, key, value)
+    return args
 
 
 def requests_from(templates: Path, *, prefix: str) -> Iterator[tuple[str, bytes]]:
@@ -139,7 +148,7 @@ def _profile(args: argparse.Namespace, work_dir: Path) -> None:
                 raise RuntimeError(f"{status}: {content[:500]!r}")
 
     # Warm up: connections, the model, and (cached) one pass over the templates fills the cache.
-    run(max(args.templates, 200))
+    run(max(args.templates, min(200, args.requests)))
     # Five rounds; the least disturbed one (lowest CPU) is the best estimate on a shared
     # machine, where other processes' load inflates CPU time too (caches, SMT siblings).
     rounds = []

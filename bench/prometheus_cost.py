@@ -13,6 +13,7 @@ For each it reports the CPU time per request (the least disturbed round and the 
 Python function calls per request, which do not drift with the machine's load.
 
     python -m bench prometheus-cost --rounds 30 --requests 200
+    python -m bench prometheus-cost --smoke     # seconds: a check that the harness still runs
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from typing import Any
 
 MIDDLEWARE_BEFORE = "django_prometheus.middleware.PrometheusBeforeMiddleware"
 MIDDLEWARE_AFTER = "django_prometheus.middleware.PrometheusAfterMiddleware"
+#: A check that the harness still runs (tests/bench/test_prometheus_cost.py), not a measurement.
+SMOKE = {"rounds": 1, "requests": 5, "prefill": 100}
 
 
 def main(argv: list[str]) -> None:
@@ -35,7 +38,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--requests", type=int, default=200, help="per round and variant")
     parser.add_argument("--prefill", type=int, default=2000)
+    parser.add_argument("--smoke", action="store_true", help=f"a quick check of the harness: {SMOKE}")
     args = parser.parse_args(argv)
+    if args.smoke:
+        for key, value in SMOKE.items():
+            setattr(args, key, value)
 
     from bench import stack
     from bench.prefill import prefill
@@ -92,8 +99,11 @@ def _measure(args: argparse.Namespace, work_dir: Any) -> None:
             if not status.startswith("201"):
                 raise RuntimeError(f"{status}: {content[:300]!r}")
 
-    run(with_middleware, 400)  # warm: connections, the cache, every template once
-    calls = {name: _python_calls_per_request(run, *variant, connections) for name, variant in variants.items()}
+    run(with_middleware, min(400, 2 * args.requests))  # warm: connections, the cache, every template once
+    calls = {
+        name: _python_calls_per_request(run, *variant, connections, requests=min(100, args.requests))
+        for name, variant in variants.items()
+    }
     per_request: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
     for round_index in range(args.rounds):

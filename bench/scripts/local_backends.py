@@ -11,6 +11,11 @@ repo root, after building a throwaway torch venv (never install torch into .venv
 
     .venv/bin/python bench/scripts/local_backends.py --torch-python /tmp/torchcmp/bin/python
 
+Without torch, one ONNX child alone on a few texts is the smoke form a test runs
+(tests/bench/scripts/test_local_backends.py):
+
+    .venv/bin/python bench/scripts/local_backends.py --child onnx --texts 12 --out /tmp/onnx.npy
+
 The driver starts one fresh child process per (backend, threads) so that load
 time and peak RSS are not polluted by the other backend. The ONNX child runs in
 the interpreter given by --onnx-python (default: this one) and measures the
@@ -145,11 +150,11 @@ def installed_bytes(roots: list[str]) -> dict[str, int]:
     return seen
 
 
-def child(backend: str, threads: int, out: str) -> None:
+def child(backend: str, threads: int, out: str, count: int = N_TEXTS) -> None:
     """Measure one backend in this fresh process and print a JSON line."""
     import resource
 
-    texts = audit_texts()
+    texts = audit_texts(count)
     t0 = time.perf_counter()
     if backend == "onnx":
         sys.path.insert(0, str(REPO))
@@ -286,9 +291,10 @@ def main() -> None:
     parser.add_argument("--child", choices=sorted(ROOTS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out")
+    parser.add_argument("--texts", type=int, default=N_TEXTS, help=f"texts a child embeds (default {N_TEXTS})")
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.threads, args.out)
+        child(args.child, args.threads, args.out, args.texts)
     else:
         driver(args)
 
