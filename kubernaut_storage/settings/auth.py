@@ -83,4 +83,7 @@ AUDIT_WRITERS: dict[str, list[str]] = {
     "aianalysis": env.list("AUDIT_WRITERS_AIANALYSIS", default=[_service_account("aianalysis-controller")]),
     "workflow": env.list("AUDIT_WRITERS_WORKFLOW", default=[_service_account("workflowexecution-controller")]),
     "execution": env.list("AUDIT_WRITERS_EXECUTION", default=[_service_account("kubernetes-executor")]),
+    # Upstream Kubernaut's audit events: each of its controllers writes them, under account
+    # names its installation chooses, so any authenticated account unless narrowed.
+    "events": env.list("AUDIT_WRITERS_EVENTS", default=["*"]),
 }
