@@ -105,9 +105,10 @@ def test_a_row_in_a_sealed_window_is_refused():
 def test_a_recorded_at_away_from_the_database_clock_is_refused_to_roles_that_do_not_own_the_table():
     with connection.cursor() as cursor:
         cursor.execute("CREATE ROLE test_events_writer")
-        # What the runtime role holds (k8s/sql/roles.sql): the seal check reads audit_seals.
+        # What the runtime role holds (k8s/sql/roles.sql): the seal check reads audit_seals and
+        # the write-lag bound.
         cursor.execute("GRANT INSERT, SELECT ON audit_events TO test_events_writer")
-        cursor.execute("GRANT SELECT ON audit_seals TO test_events_writer")
+        cursor.execute("GRANT SELECT ON audit_seals, audit_write_limits TO test_events_writer")
         cursor.execute("SET LOCAL ROLE test_events_writer")
         try:
             with pytest.raises(DatabaseError, match="is not within 120 s of the database clock"), transaction.atomic():
