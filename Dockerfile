@@ -62,7 +62,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=kubernaut_storage.settings.production \
     GUNICORN_WORKER_TMP_DIR=/tmp \
-    MALLOC_ARENA_MAX=2
+    MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=65536
 USER 10001:10001
 EXPOSE 8080 9090
 ENTRYPOINT ["gunicorn", "-c", "kubernaut_storage/gunicorn_config.py", "kubernaut_storage.wsgi"]

@@ -111,6 +111,7 @@ def test_redis_hit_within_the_ttl_makes_no_provider_call(
     client.close()
 
 
+@pytest.mark.real_clock
 @pytest.mark.django_db
 def test_redis_miss_after_the_ttl(
     api: Any, settings: Any, redis_url: str, openai_primary: OpenAICompatibleServer

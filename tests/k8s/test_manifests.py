@@ -30,7 +30,7 @@ CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "monitoring.coreos.com_v1_servicemonitor.json",
 }
 # Read by the process itself, not by our code: glibc's allocator and the Python interpreter.
-PROCESS_VARIABLES = {"MALLOC_ARENA_MAX", "PYTHONDONTWRITEBYTECODE"}
+PROCESS_VARIABLES = {"MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "PYTHONDONTWRITEBYTECODE"}
 # Each command run periodically (README "Operating it") and the app that defines it.
 PERIODIC_COMMANDS = {
     "audit_partitions_ensure": "audit",

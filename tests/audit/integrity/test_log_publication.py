@@ -175,6 +175,7 @@ def test_the_latest_checkpoint_is_time_stamped_once_an_interval(
 
 
 # The metrics read the database on a connection of their own: the rows must be committed.
+@pytest.mark.real_clock
 @pytest.mark.django_db(transaction=True)
 def test_an_unreachable_authority_never_blocks_sealing_and_shows_as_a_lag(
     tmp_path: Path, time_stamp_authority: TimestampAuthority, settings: Any

@@ -65,6 +65,7 @@ def _messages(bundle: Path) -> dict[tuple[str, int], str]:
     return {(row["table"], row["id"]): row["message"] for row in rows}
 
 
+@pytest.mark.real_clock
 def test_a_rewrite_with_the_stolen_keys_is_reported(
     tmp_path: Path, time_stamp_authority: TimestampAuthority, settings: Any
 ) -> None:

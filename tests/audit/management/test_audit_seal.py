@@ -43,6 +43,7 @@ def test_keygen_writes_a_pair_and_refuses_to_overwrite(tmp_path: Path) -> None:
         call_command("audit_keygen", "--out", str(tmp_path), stdout=io.StringIO())
 
 
+@pytest.mark.real_clock
 def test_seal_command_seals_closed_windows_once(tmp_path: Path, settings: Any) -> None:
     private, public = key_files(tmp_path / "keys")
     settings.AUDIT_SEAL_PRIVATE_KEY_FILE = str(private)
@@ -126,6 +127,7 @@ def test_the_database_refuses_a_write_later_than_the_max_lag() -> None:
             cursor.execute("RESET kubernaut.audit_max_write_lag")
 
 
+@pytest.mark.real_clock
 def test_key_rotation_in_the_middle_of_the_chain_verifies_clean(tmp_path: Path) -> None:
     old_private, old_public = key_files(tmp_path / "old")
     new_private, new_public = key_files(tmp_path / "new")
@@ -153,6 +155,7 @@ def test_key_rotation_in_the_middle_of_the_chain_verifies_clean(tmp_path: Path) 
     assert {seal for kind, _, _, seal in findings_of(report) if kind == "seal_unknown_key"} == new_seals
 
 
+@pytest.mark.real_clock
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_while_sealing_verify_clean(tmp_path: Path) -> None:
     """Four threads write through the real write path while the sealer runs every 0.2 s with

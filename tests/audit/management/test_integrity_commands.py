@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import CommandError
+from django.utils import timezone
 
+from audit.integrity.verification import audit_verify
 from audit.models import AuditSeal, AuditVerification
+from kubernaut_integrity.keys import public_keys_load
 from testutils.admin_rows import remediation_chain
-from testutils.integrity import findings_of, key_files, seal_now, verify
+from testutils.integrity import key_files, seal_now, verify
 
 COMMANDS = {
     "audit_keygen": ["--out", "Ed25519", "Secret", "rotation", "log-key.vkey", "AUDIT_LOG_ORIGIN"],
@@ -80,12 +83,17 @@ def test_a_range_checks_only_its_windows(tmp_path: Path) -> None:
 
 
 @pytest.mark.django_db
-def test_closed_windows_left_unsealed_are_reported(tmp_path: Path, settings: Any) -> None:
+def test_closed_windows_left_unsealed_are_reported(tmp_path: Path) -> None:
     _, public = key_files(tmp_path / "keys")
-    settings.AUDIT_SEAL_WINDOW_SECONDS = 1
-    settings.AUDIT_SEAL_MAX_LAG_SECONDS = 0
     remediation_chain()
-    time.sleep(2.1)  # the rows' window closed more than a second ago, and nothing sealed it
-    clean, report = verify(public, seal_dir=tmp_path / "seals")
-    assert not clean
-    assert {kind for kind, *_ in findings_of(report)} == {"unsealed_lag"}
+    report = audit_verify(
+        trusted=public_keys_load([public]),
+        seal_dir=None,
+        archive_dir=tmp_path / "archives",
+        window_seconds=1,
+        max_lag_seconds=0,
+        # The rows' window closed more than a second before this moment, and nothing sealed it.
+        now=timezone.now() + dt.timedelta(seconds=2.1),
+    )
+    assert not report.clean
+    assert {finding.kind for finding in report.findings} == {"unsealed_lag"}

@@ -173,15 +173,17 @@ def test_a_flood_from_one_address_does_not_keep_a_new_writer_out(api, apiserver,
 def test_a_writer_keeps_its_verdict_across_the_expiry(api, apiserver, settings, db):
     ttl = 4.0
     settings.KUBERNETES_TOKENREVIEW = {**settings.KUBERNETES_TOKENREVIEW, "accepted_ttl_s": ttl}
+    now = [1000.0]
+    set_reviewer(TokenReviewer(TokenReviewConfig.from_mapping(settings.KUBERNETES_TOKENREVIEW), clock=lambda: now[0]))
     assert _post(api, AI_TOKEN).status_code == 201  # reviewed: trusted for `ttl`
-    time.sleep(ttl * RENEW_AFTER_FRACTION + 0.1)
+    now[0] += ttl * RENEW_AFTER_FRACTION + 0.1
     assert _post(api, AI_TOKEN).status_code == 201  # from the cache; a renewal starts meanwhile
     deadline = time.monotonic() + 5
     while apiserver.request_count < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert apiserver.request_count == 2
     apiserver.stop()  # past the first verdict's expiry no review can be had
-    time.sleep(ttl * (1 - RENEW_AFTER_FRACTION))
+    now[0] += ttl * (1 - RENEW_AFTER_FRACTION)
     assert _post(api, AI_TOKEN).status_code == 201  # the renewed verdict
 
 

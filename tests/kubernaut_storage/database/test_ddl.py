@@ -42,6 +42,7 @@ def far_month(database_roles):  # noqa: F811
             cursor.execute(f"DROP TABLE IF EXISTS {partition_for(table, month).name}")
 
 
+@pytest.mark.real_clock
 def test_a_read_held_by_the_runtime_role_delays_partition_creation_not_writes(far_month):
     far = far_month
     created: list[BaseException | None] = []

@@ -136,6 +136,7 @@ def _server_connections(postgres: TemporaryPostgres) -> int:
     return int(row[0])
 
 
+@pytest.mark.real_clock
 @pytest.mark.parametrize("first", ["write", "readyz"])
 def test_connections_broken_by_an_unseen_restart_fail_no_request(gunicorn, postgres, first):
     gunicorn.wait_until("/readyz", 200)
@@ -158,6 +159,7 @@ def test_connections_broken_by_an_unseen_restart_fail_no_request(gunicorn, postg
         assert _write(gunicorn).status == 201
 
 
+@pytest.mark.real_clock
 def test_a_request_waiting_when_the_database_returns_gets_a_connection(postgres):
     # The service's pool settings, on this module's server; a request that waits longer than
     # one reconnection attempt lasts (2 s), so only the attempts made for it can serve it.

@@ -52,6 +52,7 @@ def _closed_within(sock: socket.socket, *, seconds: float) -> bool:
         return False
 
 
+@pytest.mark.real_clock
 def test_idle_connections_hold_no_thread_and_time_out(server):
     threads_before = threading.active_count()
     idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(MAX_CONNECTIONS // 2)]
@@ -104,6 +105,7 @@ def test_a_connection_error_is_logged_not_printed(server, caplog, capsys, monkey
     assert _scrape(server.port) == 200  # the server is unharmed
 
 
+@pytest.mark.real_clock
 def test_a_forked_worker_holds_no_copy_of_the_masters_connections(server):
     # gunicorn forks workers from the master while it serves: a copy of a connection's socket
     # left open in a worker kept the connection open after the master closed it.

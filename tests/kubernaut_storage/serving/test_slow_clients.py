@@ -109,6 +109,7 @@ def test_a_head_over_the_cap_is_answered_431_and_closed_at_once(gunicorn, attack
         assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
 
 
+@pytest.mark.real_clock
 def test_a_request_pipelined_behind_a_complete_one_has_the_deadline(gunicorn, attackers):
     complete = b"GET /healthz HTTP/1.1\r\nHost: storage\r\n\r\n"
     attackers += _connections(gunicorn.port, ATTACKERS, complete + b"GET /healthz HTTP/1.1\r\nHost: storage\r\n")
@@ -118,6 +119,7 @@ def test_a_request_pipelined_behind_a_complete_one_has_the_deadline(gunicorn, at
         assert answer.count(b"HTTP/1.1 200 OK") == 1  # the complete one, and nothing for the rest
 
 
+@pytest.mark.real_clock
 def test_clients_that_never_close_after_their_answer_do_not_stall_the_loop(gunicorn, attackers):
     # The server closes after the answer and reads what the client still sends until it
     # closes too; gthread did that in its event loop, 2 s per connection.
