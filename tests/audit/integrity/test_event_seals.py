@@ -63,6 +63,7 @@ def test_events_are_sealed_and_a_changed_payload_is_named(api: Client, tmp_path:
     }
 
 
+@pytest.mark.real_clock
 def test_form_1_seals_keep_verifying_beside_form_2_seals(
     api: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,6 +88,7 @@ def test_form_1_seals_keep_verifying_beside_form_2_seals(
     assert report["rows"] == 20 + len(EVENT_TYPES)
 
 
+@pytest.mark.real_clock
 def test_an_event_forged_into_a_form_1_window_is_named(
     api: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -48,6 +48,7 @@ def _stored_correlation_ids(postgres: TemporaryPostgres) -> list[str]:
         return [row[0] for row in db.execute("SELECT correlation_id FROM audit_events").fetchall()]
 
 
+@pytest.mark.real_clock
 def test_a_database_outage_gives_only_503s_and_every_event_is_stored_once(gunicorn, postgres):
     gunicorn.wait_until("/readyz", 200)
     sent: list[tuple[list[dict[str, Any]], Response]] = []
