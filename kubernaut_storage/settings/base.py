@@ -192,6 +192,10 @@ AUDIT_EVENTS_MAX_BODY_BYTES = env.int("AUDIT_EVENTS_MAX_BODY_BYTES", default=16 
 # twice it) is a retry, answered with the first answer (audit/write/events.py). Upstream's client
 # retries after 10 s, three attempts 1 s and 2 s apart; 0 turns the recognition off.
 AUDIT_EVENTS_DEDUPE_SECONDS = env.int("AUDIT_EVENTS_DEDUPE_SECONDS", default=300)
+# How long an audit-event batch waits for room in the worker's records budget before a 503:
+# upstream's client gives up on an answer after 10 s, and a batch of 1000 takes well under a
+# second to store (audit/write/records_in_flight.py).
+AUDIT_EVENTS_ADMISSION_WAIT_SECONDS = env.float("AUDIT_EVENTS_ADMISSION_WAIT_SECONDS", default=3.0)
 if AUDIT_EVENTS_DEDUPE_SECONDS < 0:
     raise ImproperlyConfigured("AUDIT_EVENTS_DEDUPE_SECONDS must be >= 0")
 # The audit API's parser reads its stream up to AUDIT_MAX_BODY_BYTES itself (413 as
@@ -280,6 +284,7 @@ SPECTACULAR_SETTINGS = {
         "kubernaut_storage.http.openapi.merge_blank_alternatives",
         "kubernaut_storage.http.openapi.document_response_headers",
         "audit.api.openapi.document_write_headers",
+        "audit.api.openapi.bound_event_batches",
     ],
 }
 

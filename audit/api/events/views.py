@@ -9,11 +9,13 @@ can cure. Never 202 (upstream's client cannot decode it and stores the batch twi
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.utils import timezone
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -26,15 +28,29 @@ from audit.api.events.serializers import (
     audit_event_validated,
     audit_events_validated,
 )
+from audit.api.openapi import WRITE_HEADERS, write_responses
 from audit.api.views import AuditWriteApi
 from audit.write.events import audit_events_create
-from audit.write.records_in_flight import RecordsInFlightFull, records_in_flight
+from audit.write.records_in_flight import records_in_flight
 from kubernaut_storage.auth.authentication import AllowedServiceAccounts
 from kubernaut_storage.auth.identity import request_actor
 from kubernaut_storage.observability.metrics import AUDIT_WRITES, VALIDATION_FAILURES
 
 #: The allow-list (AUDIT_WRITERS) and the metrics' `kind` label of audit events.
 EVENTS_KIND = "events"
+
+AuditEventResponseSerializer = inline_serializer(
+    "AuditEventResponse",
+    fields={
+        "event_id": serializers.UUIDField(),
+        "event_timestamp": serializers.DateTimeField(),
+        "message": serializers.CharField(),
+    },
+)
+BatchAuditEventResponseSerializer = inline_serializer(
+    "BatchAuditEventResponse",
+    fields={"event_ids": serializers.ListField(child=serializers.UUIDField()), "message": serializers.CharField()},
+)
 
 
 class AuditEventWriteApi(AuditWriteApi):
@@ -68,7 +84,10 @@ class AuditEventWriteApi(AuditWriteApi):
             dedupe_seconds=settings.AUDIT_EVENTS_DEDUPE_SECONDS,
         )
         self.events_stored = len(events)
-        headers = {"Idempotent-Replayed": "true"} if write.replayed else {}
+        # The single answer names its event's correlation id, as the typed single endpoints do.
+        headers = {"X-Correlation-ID": events[0].columns["correlation_id"]} if single else {}
+        if write.replayed:
+            headers["Idempotent-Replayed"] = "true"
         return Response(write.body, status=status.HTTP_201_CREATED, headers=headers)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
@@ -80,8 +99,12 @@ class AuditEventWriteApi(AuditWriteApi):
 class AuditEventCreateApi(AuditEventWriteApi):
     """POST one audit event; 201 `{event_id, event_timestamp, message}` once it committed."""
 
-    serializer_class = AuditEventRequestSerializer
-
+    @extend_schema(
+        request=AuditEventRequestSerializer,
+        parameters=WRITE_HEADERS,
+        responses=write_responses(AuditEventResponseSerializer),
+        operation_id="createAuditEvent",
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         idempotency_key = self.idempotency_key_of(request)
         event = audit_event_validated(data=request.data, now=self.received_at)
@@ -92,13 +115,22 @@ class AuditEventBatchCreateApi(AuditEventWriteApi):
     """POST 1 to AUDIT_EVENTS_BATCH_MAX audit events; 201 `{event_ids, message}` once all
     committed, or nothing stored."""
 
+    @extend_schema(
+        request=AuditEventRequestSerializer(many=True),
+        parameters=WRITE_HEADERS,
+        responses=write_responses(BatchAuditEventResponseSerializer),
+        operation_id="createAuditEventsBatch",
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         idempotency_key = self.idempotency_key_of(request)
-        if records_in_flight().full:
-            # Refused before its body is parsed: a retrying client costs next to nothing.
-            raise RecordsInFlightFull()
+        # Upstream's client retries a 503 only twice before it drops the batch, so a batch waits
+        # a while for room (AUDIT_EVENTS_ADMISSION_WAIT_SECONDS), first before its body is
+        # parsed: a waiting request holds its bytes, never their parsed form.
+        wait_s = settings.AUDIT_EVENTS_ADMISSION_WAIT_SECONDS
+        started = time.monotonic()
+        records_in_flight().room_awaited(wait_s=wait_s)
         data = request.data
         held = len(data) if isinstance(data, list) else 1
-        with records_in_flight().admitted(held):
+        with records_in_flight().admitted(held, wait_s=max(0.0, wait_s - (time.monotonic() - started))):
             events = audit_events_validated(data=data, now=self.received_at, max_events=settings.AUDIT_EVENTS_BATCH_MAX)
             return self.created(request, events=events, single=False, idempotency_key=idempotency_key)

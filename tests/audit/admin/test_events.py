@@ -8,9 +8,9 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from tests.audit.admin.test_pages import _assert_index_backed, _queries
 from testutils.admin_rows import remediation_chain
 from testutils.events import event_batch, event_body_full, post_events
-from tests.audit.admin.test_pages import _assert_index_backed, _queries
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def _stored(api, events: list[dict]) -> list[AuditEvent]:
 )
 def test_every_list_filter_and_search_is_answered_by_an_index(auditor_client, api, query):
     _stored(api, event_batch(["gateway.signal.received", "aiagent.llm.request"]))
-    response, queries = _queries(auditor_client, EVENTS + query)
+    _, queries = _queries(auditor_client, EVENTS + query)
     rows_query = queries[-1]
     assert 'FROM "audit_events"' in rows_query
     _assert_index_backed(rows_query, in_index_order=True)
@@ -68,7 +68,8 @@ def test_an_events_page_shows_its_payload_escaped_and_cannot_change_it(auditor_c
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)" not in html
     assert "&lt;b&gt;canary&lt;/b&gt;" in html
     assert reverse("audit-timeline", args=[body["correlation_id"]]) in html
     assert 'name="_save"' not in html

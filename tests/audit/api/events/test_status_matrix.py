@@ -67,6 +67,7 @@ def _stored(api: Any, settings: Any) -> Any:
 
 def _records_budget_full(api: Any, settings: Any) -> Any:
     settings.AUDIT_RECORDS_IN_FLIGHT = 5
+    settings.AUDIT_EVENTS_ADMISSION_WAIT_SECONDS = 0.2
     with records_in_flight().admitted(5):
         return _valid(api)
 

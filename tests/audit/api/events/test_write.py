@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 import uuid
 
 import pytest
@@ -124,6 +126,7 @@ def test_malformed_json_is_bad_request_and_a_body_over_the_limit_413(api, settin
 
 def test_a_full_records_budget_is_503_with_retry_after_and_nothing_stored(api, settings):
     settings.AUDIT_RECORDS_IN_FLIGHT = 10
+    settings.AUDIT_EVENTS_ADMISSION_WAIT_SECONDS = 0.2
     before = AuditEvent.objects.count()
     with records_in_flight().admitted(10):
         response = post_events(api, event_batch(["gateway.signal.received"] * 2))
@@ -131,3 +134,28 @@ def test_a_full_records_budget_is_503_with_retry_after_and_nothing_stored(api, s
     assert problem["type"] == PROBLEMS + "service-unavailable"
     assert int(response["Retry-After"]) >= 1
     assert AuditEvent.objects.count() == before
+
+
+def test_a_batch_waits_for_room_in_the_records_budget_instead_of_a_503(api, settings):
+    # Upstream's client retries a 503 only twice: a batch arriving while the worker holds
+    # another is stored once that one is, not refused.
+    settings.AUDIT_RECORDS_IN_FLIGHT = 10
+    settings.AUDIT_EVENTS_ADMISSION_WAIT_SECONDS = 5
+    held, release = threading.Event(), threading.Event()
+
+    def other_batch() -> None:
+        with records_in_flight().admitted(10):
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=other_batch)
+    holder.start()
+    held.wait(5)
+    threading.Timer(0.3, release.set).start()
+    started = time.monotonic()
+    response = post_events(api, event_batch(["gateway.signal.received"] * 20))
+    holder.join()
+
+    assert response.status_code == 201, response.content
+    assert time.monotonic() - started >= 0.25
+    assert records_in_flight().held == 0
