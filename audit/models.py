@@ -175,6 +175,8 @@ BATCH_SCOPE = "batch"
 #: The scopes of the audit-event endpoints' keys (docs/UPSTREAM.md).
 EVENTS_SCOPE = "events"
 EVENTS_BATCH_SCOPE = "events-batch"
+#: The `audit_type` of an audit event's embedding and backlog rows (beside the record kinds).
+EVENT_AUDIT_TYPE = "event"
 #: The scope of the keys the service makes itself from an audit-event body without an
 #: Idempotency-Key: a byte-identical re-post is a retry (audit/write/events.py).
 EVENTS_BODY_SCOPE = "events-body"

@@ -6,7 +6,8 @@
 
 The ids are known before the INSERT: the answer names them in the order sent whatever order
 the database returns rows in, and a retried statement stores the same ids. Events never wait
-for an embedding model.
+for an embedding model: with AUDIT_EVENTS_EMBEDDING=deferred the same statement queues each in
+the embedding backlog, and `embeddings_backfill` embeds `event_text` of it later.
 
 A retry is not a second batch. Upstream's client sends no Idempotency-Key; it gives up on an
 answer after 10 s and posts the same bytes again. So a body without a key gets a key of its
@@ -28,14 +29,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import connection
 
 from audit.api.events.serializers import ValidatedEvent
 from audit.event_ids import event_id_new
-from audit.models import EVENTS_BATCH_SCOPE, EVENTS_BODY_SCOPE, EVENTS_SCOPE, AuditEvent
+from audit.models import EVENT_AUDIT_TYPE, EVENTS_BATCH_SCOPE, EVENTS_BODY_SCOPE, EVENTS_SCOPE, AuditEvent
 from audit.write.commit import AuditWrite, PreparedWrite, audit_write_commit
 from audit.write.idempotency import idempotency_key_lookup, request_sha256
 from audit.write.statements import AuditStatement
+from embeddings.models import EmbeddingBacklog
 
 #: The document's fields, stored in the columns of the same names.
 _DOCUMENT_COLUMNS = (
@@ -114,8 +117,14 @@ def audit_events_create(
 
     def prepare() -> PreparedWrite:
         event_ids = [event_id_new() for _ in events]
+        deferred = settings.AUDIT_EVENTS_EMBEDDING == "deferred"
         statement = events_insert_statement(
-            events=events, event_ids=event_ids, recorded_at=recorded_at, actor=actor, request_id=request_id
+            events=events,
+            event_ids=event_ids,
+            recorded_at=recorded_at,
+            actor=actor,
+            request_id=request_id,
+            deferred=deferred,
         )
         body = _single_body(events[0], event_ids[0]) if single else _batch_body(event_ids)
         return PreparedWrite(
@@ -123,7 +132,7 @@ def audit_events_create(
             recorded_at=recorded_at,
             correlation_ids=[event.columns["correlation_id"] for event in events],
             answer=lambda _results: body,
-            deferred=0,
+            deferred=len(events) if deferred else 0,
         )
 
     return audit_write_commit(
@@ -138,10 +147,11 @@ def events_insert_statement(
     recorded_at: dt.datetime,
     actor: str,
     request_id: str,
+    deferred: bool = False,
 ) -> AuditStatement:
     """One INSERT of every event, its rows sent as arrays (`unnest`): the same text whatever the
     batch size, so it is prepared once per connection, and 1000 events are 27 parameters, not
-    the 27,000 a VALUES list would bind."""
+    the 27,000 a VALUES list would bind. `deferred`: each event's embedding backlog row too."""
     arrays: list[list[Any]] = [list(event_ids)]
     for column in _DOCUMENT_COLUMNS:
         arrays.append([event.columns[column] for event in events])
@@ -157,7 +167,9 @@ def events_insert_statement(
     # the driver need not guess the element type of a list that holds no value.
     params = [recorded_at, actor, request_id]
     params += [None if all(value is None for value in array) else array for array in arrays]
-    return AuditStatement(sql=_events_insert_sql(), params=tuple(params), indexes=tuple(range(len(events))))
+    if deferred:
+        params.append(recorded_at)  # the backlog rows' created_at
+    return AuditStatement(sql=_events_insert_sql(deferred), params=tuple(params), indexes=tuple(range(len(events))))
 
 
 def _text(value: bytes | None) -> str | None:
@@ -168,8 +180,12 @@ def _quote(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
+#: Why an event's embedding waits, as its backlog row says.
+_DEFERRAL_REASON = "audit events are embedded by embeddings_backfill, never while written"
+
+
 @functools.cache
-def _events_insert_sql() -> str:
+def _events_insert_sql(deferred: bool) -> str:
     fields = {field.column: field for field in AuditEvent._meta.concrete_fields}
     typed = [("event_id", "uuid")]
     typed += [(column, fields[column].db_type(connection) or "text") for column in _DOCUMENT_COLUMNS]
@@ -179,13 +195,60 @@ def _events_insert_sql() -> str:
     stored = ["event_id", *_DOCUMENT_COLUMNS, "event_data", "extra_fields", "content_sha256"]
     values = [f"u_{column}" for column in stored[:-3]]
     values += ["u_event_data::jsonb", "u_extra_fields::jsonb", "u_content_sha256"]
-    return (
+    insert = (
         f"INSERT INTO {_quote(AuditEvent._meta.db_table)}"  # noqa: S608 - our model's names only
         f" (recorded_at, actor, request_id, {', '.join(_quote(column) for column in stored)})"
         f" SELECT %s, %s, %s, {', '.join(values)}"
         f" FROM unnest({arrays}) WITH ORDINALITY AS u({names}, ord) ORDER BY ord"
-        " RETURNING id, NULL::bigint"
     )
+    if not deferred:
+        return f"{insert} RETURNING id, NULL::bigint"
+    return (
+        f"WITH audit AS ({insert} RETURNING id, recorded_at), backlog AS ("  # noqa: S608
+        f"INSERT INTO {_quote(EmbeddingBacklog._meta.db_table)}"
+        " (audit_type, audit_id, audit_recorded_at, reason, created_at)"
+        f" SELECT '{EVENT_AUDIT_TYPE}', id, recorded_at, '{_DEFERRAL_REASON}', %s FROM audit"
+        ") SELECT id, NULL::bigint FROM audit"
+    )
+
+
+#: Payload keys that name what an event is about, beside those ending in _name or _id.
+_IDENTIFYING_KEYS = frozenset({"fingerprint", "phase", "signal", "action_type", "model", "tool_name", "decision"})
+#: Each identifying value in the text at most this long: the text is for similarity, not storage.
+_TEXT_VALUE_CHARS = 200
+
+
+def event_text(event: AuditEvent) -> str:
+    """The deterministic text an audit event is embedded from: its type and outcome, resource
+    and namespace, then the payload's identifying string fields in key order."""
+    parts = [
+        event.event_type,
+        event.event_outcome,
+        f"{event.resource_type or ''}/{event.resource_id or ''}",
+        f"ns={event.namespace or ''}",
+    ]
+    payload = event.event_data if isinstance(event.event_data, dict) else {}
+    for key in sorted(payload):
+        value = payload[key]
+        if key == "event_type" or not isinstance(value, str):
+            continue
+        if key in _IDENTIFYING_KEYS or key.endswith(("_name", "_id")):
+            parts.append(f"{key}={value[:_TEXT_VALUE_CHARS]}")
+    return " ".join(parts)
+
+
+def event_embedding_seed(event: AuditEvent) -> dict[str, str]:
+    """The denormalised columns `incident_embeddings` carries for an event (within their widths)."""
+    payload = event.event_data if isinstance(event.event_data, dict) else {}
+    signal = payload.get("signal_type")
+    return {
+        "remediation_request_id": event.correlation_id[:253],
+        "namespace": (event.namespace or "")[:63],
+        "target_type": (event.resource_type or "")[:32],
+        "target_name": (event.resource_id or "")[:253],
+        "signal_type": signal[:32] if isinstance(signal, str) else "",
+        "root_cause": "",
+    }
 
 
 def _timestamp(moment: dt.datetime) -> str:

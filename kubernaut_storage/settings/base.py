@@ -195,6 +195,12 @@ AUDIT_EVENTS_DEDUPE_SECONDS = env.int("AUDIT_EVENTS_DEDUPE_SECONDS", default=300
 # How long an audit-event batch waits for room in the worker's records budget before a 503:
 # upstream's client gives up on an answer after 10 s, and a batch of 1000 takes well under a
 # second to store (audit/write/records_in_flight.py).
+# Audit events never wait for a model: "deferred" queues each in the embedding backlog, in its
+# write's transaction, for embeddings_backfill (similarity search then covers events); "off"
+# leaves them out of it.
+AUDIT_EVENTS_EMBEDDING = env.str("AUDIT_EVENTS_EMBEDDING", default="deferred")
+if AUDIT_EVENTS_EMBEDDING not in ("deferred", "off"):
+    raise ImproperlyConfigured("AUDIT_EVENTS_EMBEDDING must be deferred or off")
 AUDIT_EVENTS_ADMISSION_WAIT_SECONDS = env.float("AUDIT_EVENTS_ADMISSION_WAIT_SECONDS", default=3.0)
 if AUDIT_EVENTS_DEDUPE_SECONDS < 0:
     raise ImproperlyConfigured("AUDIT_EVENTS_DEDUPE_SECONDS must be >= 0")
