@@ -32,7 +32,7 @@ from audit.api.openapi import WRITE_HEADERS, write_responses
 from audit.api.views import AuditWriteApi
 from audit.write.events import audit_events_create
 from audit.write.records_in_flight import records_in_flight
-from kubernaut_storage.auth.authentication import AllowedServiceAccounts
+from kubernaut_storage.auth.authentication import AccessReviewed, AllowedServiceAccounts
 from kubernaut_storage.auth.identity import request_actor
 from kubernaut_storage.observability.metrics import AUDIT_WRITES, VALIDATION_FAILURES
 
@@ -62,7 +62,10 @@ class AuditEventWriteApi(AuditWriteApi):
     events_stored = 0
 
     def get_permissions(self) -> list[BasePermission]:
-        return [AllowedServiceAccounts()] if settings.AUTH_MODE == "tokenreview" else []
+        if settings.AUTH_MODE != "tokenreview":
+            return []
+        # Upstream's Data Storage asks for `create` on its Service; AUTHZ_MODE=sar does the same.
+        return [AccessReviewed("create") if settings.AUTHZ_MODE == "sar" else AllowedServiceAccounts()]
 
     def get_exception_handler(self) -> Any:
         return event_problem_exception_handler
