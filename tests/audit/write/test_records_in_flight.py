@@ -40,6 +40,7 @@ def test_a_request_larger_than_the_budget_needs_it_whole_and_counts_as_all_of_it
     assert budget.held == 0
 
 
+@pytest.mark.real_clock
 def test_a_waiting_request_is_admitted_when_records_are_given_back_and_refused_after_its_wait():
     budget = RecordsInFlight(10)
     with budget.admitted(8):

@@ -136,6 +136,7 @@ def test_a_full_records_budget_is_503_with_retry_after_and_nothing_stored(api, s
     assert AuditEvent.objects.count() == before
 
 
+@pytest.mark.real_clock
 def test_a_batch_waits_for_room_in_the_records_budget_instead_of_a_503(api, settings):
     # Upstream's client retries a 503 only twice: a batch arriving while the worker holds
     # another is stored once that one is, not refused.
