@@ -25,6 +25,7 @@ from audit.api.events.parsers import BODY_SHA256_ATTRIBUTE, EventJSONParser
 from audit.api.events.problems import event_problem_exception_handler
 from audit.api.events.serializers import (
     AuditEventRequestSerializer,
+    ValidatedEvent,
     audit_event_validated,
     audit_events_validated,
 )
@@ -75,7 +76,9 @@ class AuditEventWriteApi(AuditWriteApi):
         if response.status_code == status.HTTP_400_BAD_REQUEST:
             VALIDATION_FAILURES.labels(kind=EVENTS_KIND).inc()
 
-    def created(self, request: Request, *, events: list[Any], single: bool, idempotency_key: str | None) -> Response:
+    def created(
+        self, request: Request, *, events: list[ValidatedEvent], single: bool, idempotency_key: str | None
+    ) -> Response:
         write = audit_events_create(
             events=events,
             single=single,
