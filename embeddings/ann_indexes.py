@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import connection
-from psycopg import sql
+from django.db import connection, connections
+from psycopg import errors, sql
 
 from kubernaut_storage.database.partitioning import month_start, partitions_list
 
@@ -78,6 +80,37 @@ class AnnIndex:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class BuildProgress:
+    """One sample of a build, from PostgreSQL's `pg_stat_progress_create_index`.
+
+    `phase` names what the build waits for or does ("waiting for writers before build",
+    "building index: loading tuples", ...); the counts are PostgreSQL's own, 0 where the
+    phase has none. `graph_spilled_after` is set once pgvector says the graph no longer fits
+    in maintenance_work_mem: from there the build is several times slower, which is the
+    memory bound at work, not a stall.
+    """
+
+    seconds: float
+    phase: str
+    tuples_done: int
+    tuples_total: int
+    blocks_done: int
+    blocks_total: int
+    graph_spilled_after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    seconds: float
+    #: The tuple count at which the graph outgrew maintenance_work_mem, if it did.
+    graph_spilled_after: int | None
+
+
+#: pgvector's NOTICE when the graph outgrows maintenance_work_mem; it names the tuple count.
+_GRAPH_SPILL_NOTICE = "hnsw graph no longer fits into maintenance_work_mem after "
+
+
 def closed_partitions(*, now: dt.datetime) -> list[str]:
     """The partitions of months that ended before the current UTC month began, oldest first."""
     current = month_start(now)
@@ -110,11 +143,16 @@ def ann_index_build(
     m: int = HNSW_M,
     ef_construction: int = HNSW_EF_CONSTRUCTION,
     maintenance_work_mem: str = MAINTENANCE_WORK_MEM,
-) -> float:
-    """Build `index` without blocking writes (CONCURRENTLY); the seconds it took.
+    on_progress: Callable[[BuildProgress], None] | None = None,
+    progress_seconds: float = 30.0,
+) -> BuildResult:
+    """Build `index` without blocking writes (CONCURRENTLY); how long it took, and whether the
+    graph outgrew maintenance_work_mem (the build's memory bound).
 
     An invalid index of the same name, left by an interrupted build, is dropped first.
-    Must run outside a transaction, as CREATE INDEX CONCURRENTLY requires.
+    Must run outside a transaction, as CREATE INDEX CONCURRENTLY requires. With `on_progress`,
+    a sample of the build every `progress_seconds`, read on a connection of its own: a month's
+    build runs for minutes, and an operator must tell a slow build from a stuck one.
 
     No lock_timeout (unlike partition creation, kubernaut_storage/database/ddl.py): both
     statements lock only a closed month's partition, which no write inserts into, and in SHARE
@@ -122,16 +160,82 @@ def ann_index_build(
     abort the build during its waits for older transactions and leave an invalid index.
     """
     started = time.perf_counter()
+    spilled: list[int] = []
     with connection.cursor() as cursor:
         context = cursor.cursor.connection
         drop = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(index.name))
         cursor.execute(drop.as_string(context))
-        cursor.execute("SELECT set_config('maintenance_work_mem', %s, false)", [maintenance_work_mem])
+        cursor.execute("SELECT set_config('maintenance_work_mem', %s, false), pg_backend_pid()", [maintenance_work_mem])
+        _, build_pid = cursor.fetchone()
+
+        def notice(diagnostic: errors.Diagnostic) -> None:
+            message = diagnostic.message_primary or ""
+            if message.startswith(_GRAPH_SPILL_NOTICE):
+                spilled.append(int(message.removeprefix(_GRAPH_SPILL_NOTICE).split()[0]))
+
+        context.add_notice_handler(notice)
+        done = threading.Event()
+        sampler = None
+        if on_progress is not None:
+            sampler = threading.Thread(
+                target=_progress_sample,
+                kwargs={
+                    "build_pid": build_pid,
+                    "started": started,
+                    "every": progress_seconds,
+                    "done": done,
+                    "spilled": spilled,
+                    "report": on_progress,
+                },
+                daemon=True,
+            )
+            sampler.start()
         try:
             cursor.execute(index.create_sql(m=m, ef_construction=ef_construction).as_string(context))
         finally:
+            done.set()
+            if sampler is not None:
+                sampler.join()
+            context.remove_notice_handler(notice)
             cursor.execute("RESET maintenance_work_mem")
-    return time.perf_counter() - started
+    return BuildResult(seconds=time.perf_counter() - started, graph_spilled_after=spilled[0] if spilled else None)
+
+
+def _progress_sample(
+    *,
+    build_pid: int,
+    started: float,
+    every: float,
+    done: threading.Event,
+    spilled: list[int],
+    report: Callable[[BuildProgress], None],
+) -> None:
+    """Report the build's row of pg_stat_progress_create_index until it ends (a thread: Django
+    gives it a connection of its own, closed on the way out)."""
+    try:
+        while not done.wait(every):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT phase, tuples_done, tuples_total, blocks_done, blocks_total"
+                    " FROM pg_stat_progress_create_index WHERE pid = %s",
+                    [build_pid],
+                )
+                row = cursor.fetchone()
+            if row is not None:
+                phase, tuples_done, tuples_total, blocks_done, blocks_total = row
+                report(
+                    BuildProgress(
+                        seconds=time.perf_counter() - started,
+                        phase=phase,
+                        tuples_done=tuples_done or 0,
+                        tuples_total=tuples_total or 0,
+                        blocks_done=blocks_done or 0,
+                        blocks_total=blocks_total or 0,
+                        graph_spilled_after=spilled[0] if spilled else None,
+                    )
+                )
+    finally:
+        connections.close_all()
 
 
 def _existing_indexes() -> dict[str, bool]:

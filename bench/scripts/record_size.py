@@ -71,7 +71,7 @@ def hnsw_sizes() -> dict[str, Any]:
         groups = cursor.fetchall()
     for partition, model, dimensions, count in groups:
         index = AnnIndex(partition=partition, model=model, dimensions=dimensions)
-        seconds = ann_index_build(index)
+        seconds = ann_index_build(index).seconds
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_relation_size(%s::regclass)", [index.name])
             size = cursor.fetchone()[0]

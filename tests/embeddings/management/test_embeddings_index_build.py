@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -14,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from psycopg import sql
 
-from embeddings.ann_indexes import AnnIndex
+from embeddings.ann_indexes import AnnIndex, BuildProgress, ann_index_build
 from embeddings.models import IncidentEmbedding
 from embeddings.selectors import similar_incidents
 from kubernaut_storage.database.partitioning import add_months, month_start, partition_create, partition_for
@@ -135,3 +137,61 @@ def test_similar_incident_queries_read_the_closed_month_from_its_index(last_mont
 def test_bad_hnsw_parameters_are_refused():
     with pytest.raises(SystemExit):
         call_command("embeddings_index_build", "--m", "16", "--ef-construction", "16", stderr=io.StringIO())
+
+
+def test_a_build_waiting_for_a_writer_reports_its_phase_until_it_goes_on(last_month):
+    """An older transaction that holds a writer's lock on the partition makes CREATE INDEX
+    CONCURRENTLY wait: the progress lines say so, instead of nothing for as long as it waits."""
+    index = AnnIndex(partition=last_month, model=MINILM[0], dimensions=MINILM[1])
+    samples: list[BuildProgress] = []
+    writer_holds = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(
+                    sql.SQL("LOCK TABLE {} IN ROW EXCLUSIVE MODE").format(sql.Identifier(last_month)).as_string(None)
+                )
+                writer_holds.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    def progress(sample: BuildProgress) -> None:
+        samples.append(sample)
+        if sample.phase.startswith("waiting for writers"):
+            release.set()
+
+    holder = threading.Thread(target=writer)
+    holder.start()
+    assert writer_holds.wait(10)
+    try:
+        built = ann_index_build(index, on_progress=progress, progress_seconds=0.05)
+    finally:
+        release.set()
+        holder.join()
+
+    waiting = [sample for sample in samples if sample.phase == "waiting for writers before build"]
+    assert waiting  # the build went on only once a line had said what it waited for
+    assert built.seconds >= waiting[0].seconds
+    assert index.name in _hnsw_indexes()
+
+
+def test_the_command_prints_the_memory_bound_and_when_the_graph_outgrows_it(last_month):
+    month = add_months(month_start(timezone.now()), -1)
+    for seed in range(100, 1100):
+        _embed(MINILM, month + dt.timedelta(days=4), seed)
+
+    out = _build("--maintenance-work-mem", "1MB", "--progress-seconds", "0.05")
+
+    assert "memory bound: maintenance_work_mem 1MB" in out
+    assert re.search(r"in [\d.]+ s; the graph outgrew maintenance_work_mem after [\d,]+ vectors", out), out
+    # With room for the graph, no such line.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("DROP INDEX {}")
+            .format(sql.Identifier(AnnIndex(partition=last_month, model=MINILM[0], dimensions=MINILM[1]).name))
+            .as_string(None)
+        )
+    assert "outgrew" not in _build("--maintenance-work-mem", "64MB")
