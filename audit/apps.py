@@ -11,6 +11,7 @@ class AuditConfig(AppConfig):
         "audit_aianalysis": "recorded_at",
         "audit_workflow": "recorded_at",
         "audit_execution": "recorded_at",
+        "audit_events": "recorded_at",
     }
 
     def ready(self) -> None:

@@ -172,6 +172,14 @@ AUDIT_MODELS: dict[AuditKind, type[AuditRecord]] = {
 #: The Idempotency-Key scope of batches. Each single-record endpoint's scope is its kind: a key
 #: used for a single record and for a batch names two different requests.
 BATCH_SCOPE = "batch"
+#: The scopes of the audit-event endpoints' keys (docs/UPSTREAM.md).
+EVENTS_SCOPE = "events"
+EVENTS_BATCH_SCOPE = "events-batch"
+#: The `audit_type` of an audit event's embedding and backlog rows (beside the record kinds).
+EVENT_AUDIT_TYPE = "event"
+#: The scope of the keys the service makes itself from an audit-event body without an
+#: Idempotency-Key: a byte-identical re-post is a retry (audit/write/events.py).
+EVENTS_BODY_SCOPE = "events-body"
 
 
 class IdempotencyKey(models.Model):
@@ -188,8 +196,14 @@ class IdempotencyKey(models.Model):
     scope = models.CharField(
         max_length=16,
         db_column="kind",
-        choices=[*AuditKind.choices, (BATCH_SCOPE, "Batch")],
-        help_text="The endpoint the key was sent to: a record kind, or batch.",
+        choices=[
+            *AuditKind.choices,
+            (BATCH_SCOPE, "Batch"),
+            (EVENTS_SCOPE, "Audit event"),
+            (EVENTS_BATCH_SCOPE, "Audit event batch"),
+            (EVENTS_BODY_SCOPE, "Audit event body"),
+        ],
+        help_text="The endpoint the key was sent to (a record kind, batch, events, events-batch) or events-body.",
     )
     key = models.CharField(max_length=limits.IDEMPOTENCY_KEY_LENGTH)
     request_sha256 = models.CharField(max_length=64)

@@ -1,7 +1,8 @@
 """Reads for auditors: a correlation id's timeline and a record's referenced records.
 
-Every query here is answered by an index: `correlation_id` (the timeline) and
-`(namespace, name)` (the references); none grows with the size of the tables.
+Every query here is answered by an index: `correlation_id` (the timeline; on audit_events
+`(correlation_id, recorded_at)`) and `(namespace, name)` (the references); none grows with the
+size of the tables.
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import CharField, Value
+from django.db import models
+from django.db.models import CharField, F, TextField, Value
+from django.db.models.functions import Coalesce, Concat
 
 from audit.models import (
     AUDIT_MODELS,
     AIAnalysisAudit,
+    AuditEvent,
     AuditKind,
     AuditRecord,
     ExecutionAudit,
@@ -31,9 +36,18 @@ RELATED_LIMIT = 5
 _TIMELINE_COLUMNS = ("id", "recorded_at", "created_at", "name", "namespace", "phase", "message")
 
 
+class TimelineEventKind(models.TextChoices):
+    """The timeline's kind of an upstream audit event, beside the typed records' AuditKind."""
+
+    EVENT = "event", "Audit event"
+
+
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
-    kind: AuditKind
+    """One row of a timeline. For an audit event: `name` is its event_type, `created_at` its
+    event_timestamp, `phase` its action and outcome, `message` its error message."""
+
+    kind: AuditKind | TimelineEventKind
     id: int
     recorded_at: dt.datetime
     created_at: dt.datetime
@@ -51,12 +65,15 @@ class Timeline:
     truncated: bool
 
 
-def correlation_timeline(*, correlation_id: str, kinds: Iterable[AuditKind], limit: int = TIMELINE_LIMIT) -> Timeline:
-    """Every record of `correlation_id` across `kinds`, oldest first. One query (UNION ALL)."""
+def correlation_timeline(
+    *, correlation_id: str, kinds: Iterable[AuditKind], events: bool = False, limit: int = TIMELINE_LIMIT
+) -> Timeline:
+    """Every record of `correlation_id` across `kinds` (and the audit events, with `events`),
+    oldest first by receive time, then kind, then insertion sequence. One query (UNION ALL)."""
     kinds = list(kinds)
-    if not kinds:
+    if not kinds and not events:
         return Timeline(correlation_id=correlation_id, entries=[], truncated=False)
-    parts = [
+    parts: list[Any] = [
         AUDIT_MODELS[kind]
         ._default_manager.filter(correlation_id=correlation_id)
         .order_by()
@@ -66,11 +83,26 @@ def correlation_timeline(*, correlation_id: str, kinds: Iterable[AuditKind], lim
         .values_list(*_TIMELINE_COLUMNS, "audit_kind")
         for kind in kinds
     ]
+    if events:
+        parts.append(
+            AuditEvent._default_manager.filter(correlation_id=correlation_id)
+            .order_by()
+            .annotate(
+                t_name=F("event_type"),
+                t_namespace=Coalesce("namespace", Value(""), output_field=TextField()),
+                t_phase=Concat("event_action", Value(" / "), "event_outcome", output_field=TextField()),
+                t_message=Coalesce("error_message", Value(""), output_field=TextField()),
+                audit_kind=Value(TimelineEventKind.EVENT.value, output_field=CharField()),
+            )
+            .values_list(
+                "id", "recorded_at", "event_timestamp", "t_name", "t_namespace", "t_phase", "t_message", "audit_kind"
+            )
+        )
     union = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
     rows = list(union.order_by("recorded_at", "audit_kind", "id")[: limit + 1])
     entries = [
         TimelineEntry(
-            kind=AuditKind(row[7]),
+            kind=TimelineEventKind(row[7]) if row[7] == TimelineEventKind.EVENT else AuditKind(row[7]),
             id=row[0],
             recorded_at=row[1],
             created_at=row[2],

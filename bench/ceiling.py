@@ -115,6 +115,34 @@ class CeilingResult:
         }
 
 
+def event_ceiling_statements(templates: Path, *, count: int, actor: str = "local:unauthenticated") -> list[Statement]:
+    """The INSERT the service sends for `count` audit-event batch bodies of `templates` (cycling
+    through them; each `@ID@` made unique), as `audit/write/events.py` builds it (needs Django)."""
+    import orjson
+    from django.utils import timezone
+
+    from audit.api.events.encoding import event_json_loads
+    from audit.api.events.serializers import audit_events_validated
+    from audit.event_ids import event_id_new
+    from audit.write.events import events_insert_statement
+
+    statements = []
+    lines = templates.read_bytes().splitlines()
+    now = timezone.now()
+    for number in range(count):
+        raw = lines[number % len(lines)].split(b"\t", 1)[1].replace(b"@ID@", f"ceiling-{number}".encode())
+        events = audit_events_validated(data=event_json_loads(raw), now=now, max_events=len(orjson.loads(raw)))
+        statement = events_insert_statement(
+            events=events,
+            event_ids=[event_id_new() for _ in events],
+            recorded_at=now,
+            actor=actor,
+            request_id=f"ceiling-{number}",
+        )
+        statements.append(Statement(statement.sql, statement.params))
+    return statements
+
+
 def ceiling_run(
     conninfo: str,
     statements: list[Statement],

@@ -11,6 +11,9 @@ Scenarios (each at a fixed concurrency, wrk + bench/post.lua, keep-alive connect
 - batch:   the batch endpoint, bodies of --batch-sizes records each (default 50), the four
            kinds mixed, cached texts, at the cached scenario's concurrency; one row per size,
            its throughput in records/s as well as requests/s;
+- events-batch: upstream Kubernaut's audit-event batch endpoint, bodies of --event-batch-sizes
+           events each (default 100 and 1000), the 142 event types mixed, at the cached
+           scenario's concurrency; one row per size, in records (events)/s as well;
 - ceiling: the service's own INSERT statement (same schema, indexes, transaction shape and
            parameters) sent straight from psycopg over as many connections as the cached
            scenario has, with no HTTP and no Django.
@@ -35,7 +38,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
-SCENARIOS = ("cached", "ceiling", "remote", "local", "degraded", "batch")
+SCENARIOS = ("cached", "ceiling", "remote", "local", "degraded", "batch", "events-batch")
 #: Scenarios run when --scenarios is not given.
 DEFAULT_SCENARIOS = ("cached", "ceiling", "remote", "local")
 SMOKE = {"duration": 4.0, "warmup": 2.0, "prefill": 2000}
@@ -52,6 +55,11 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--batch-sizes", default="50", help="records per request of the batch scenario, comma-separated (default 50)"
+    )
+    parser.add_argument(
+        "--event-batch-sizes",
+        default="100,1000",
+        help="events per request of the events-batch scenario, comma-separated (default 100,1000)",
     )
     parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per scenario (default 30)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of unmeasured load before each (default 5)")
@@ -77,6 +85,12 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         parser.error("--batch-sizes takes comma-separated whole numbers")
     if not args.batch_sizes or min(args.batch_sizes) < 1:
         parser.error("--batch-sizes takes one or more sizes of at least 1")
+    try:
+        args.event_batch_sizes = [int(size) for size in args.event_batch_sizes.split(",") if size.strip()]
+    except ValueError:
+        parser.error("--event-batch-sizes takes comma-separated whole numbers")
+    if not args.event_batch_sizes or min(args.event_batch_sizes) < 1:
+        parser.error("--event-batch-sizes takes one or more sizes of at least 1")
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
@@ -160,6 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "local": bench.local,
             "degraded": bench.degraded,
             "batch": bench.batch,
+            "events-batch": bench.events_batch,
         }
         for name in args.scenarios:
             log(f"scenario {name}")

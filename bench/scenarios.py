@@ -40,13 +40,15 @@ class Bench:
         self.templates: dict[bool, Path] = {}
         #: batch size → template file of batch bodies (cached texts)
         self.batch_templates: dict[int, Path] = {}
+        #: batch size → template file of audit-event batch bodies
+        self.event_batch_templates: dict[int, Path] = {}
         self.workers_seen = 0
         self.threads: int | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        from bench.workload import batch_templates, templates, templates_write
+        from bench.workload import batch_templates, event_batch_templates, templates, templates_write
         from testutils.openai_server import OpenAICompatibleServer
         from testutils.redis_server import RedisServer
 
@@ -62,6 +64,11 @@ class Bench:
             # Enough distinct bodies that every template's text is in some batch.
             bodies = batch_templates(cached, size=size, count=max(4, -(-self.args.templates // size)))
             self.batch_templates[size] = templates_write(self.work_dir / f"templates-batch-{size}.tsv", bodies)
+        if "events-batch" in self.args.scenarios:
+            for size in self.args.event_batch_sizes:
+                bodies = event_batch_templates(size=size, count=4)
+                path = self.work_dir / f"templates-events-batch-{size}.tsv"
+                self.event_batch_templates[size] = templates_write(path, bodies)
 
     def stop(self) -> None:
         for embedder in (self.embedder, self.hanging_embedder):
@@ -136,6 +143,38 @@ class Bench:
             )
             for size in self.args.batch_sizes
         ]
+
+    def events_batch(self) -> list[dict[str, Any]]:
+        """Upstream Kubernaut's audit-event batch endpoint at each of --event-batch-sizes: the
+        142 types mixed, no embedding (events never wait for a model)."""
+        from bench.ceiling import ceiling_run, event_ceiling_statements
+
+        rows = []
+        for size in self.args.event_batch_sizes:
+            templates = self.event_batch_templates[size]
+            rows.append(
+                self._http(
+                    f"events-batch-{size}",
+                    remote=False,
+                    fresh=True,
+                    concurrency=self.args.concurrency,
+                    templates=templates,
+                    batch_size=size,
+                )
+            )
+            # The database's own ceiling for the same batches: the service's INSERT, each batch
+            # one statement committed on its own, from as many connections, no HTTP, no Django.
+            result = ceiling_run(
+                self.db.conninfo,
+                event_ceiling_statements(templates, count=8),
+                connections=self.args.concurrency,
+                duration_s=self.args.duration,
+                warmup_s=min(self.args.warmup, 2.0),
+            )
+            row = result.as_row()
+            row.update(scenario=f"events-ceiling-{size}", batch_size=size, records_per_s=row["writes_per_s"] * size)
+            rows.append(row)
+        return rows
 
     def ceiling(self) -> dict[str, Any]:
         from bench.ceiling import ceiling_run, ceiling_statements

@@ -14,7 +14,8 @@ texts as templates, so after one pass over the templates every embedding comes f
 
 `batch_templates` packs those templates into bodies of the batch endpoint, `size` records each,
 the kinds mixed as they come; each record's `@ID@` gets its position in the batch appended, so
-one request's records have names and correlation ids of their own.
+one request's records have names and correlation ids of their own. `event_batch_templates`
+makes bodies of upstream Kubernaut's audit-event batch endpoint.
 """
 
 from __future__ import annotations
@@ -60,6 +61,30 @@ def batch_templates(rows: list[tuple[str, bytes]], *, size: int, count: int) -> 
             record = orjson.loads(body.replace(b"@ID@", f"@ID@-{position}".encode()))
             records.append({"kind": endpoint.rsplit("/", 1)[1], "record": record})
         batches.append((BATCH_ENDPOINT, orjson.dumps({"records": records})))
+    return batches
+
+
+EVENTS_BATCH_ENDPOINT = "/api/v1/audit/events/batch"
+
+
+def event_batch_templates(*, size: int, count: int) -> list[tuple[str, bytes]]:
+    """`count` bodies of upstream Kubernaut's audit-event batch endpoint, `size` events each:
+    the 142 event types in turn, every optional field set, whole-second timestamps of now
+    (valid for the 7 days the endpoint accepts). Each event's correlation id is `@ID@` and its
+    position, so every request stores new events and no re-post is recognised as a retry."""
+    from audit.event_types import EVENT_TYPE_LIST
+    from testutils.events import event_body_full
+
+    batches = []
+    for number in range(count):
+        events = [
+            event_body_full(
+                EVENT_TYPE_LIST[(number * size + position) % len(EVENT_TYPE_LIST)],
+                correlation_id=f"rr-@ID@-{position}",
+            )
+            for position in range(size)
+        ]
+        batches.append((EVENTS_BATCH_ENDPOINT, orjson.dumps(events)))
     return batches
 
 

@@ -34,7 +34,7 @@ from kubernaut_integrity.archive import (
     archive_problem,
     manifest_read,
 )
-from kubernaut_integrity.canonical import SEALED_TABLES, FormError, line_identity, row_hash, timestamp_canonical
+from kubernaut_integrity.canonical import FormError, line_identity, row_hash, timestamp_canonical
 from kubernaut_integrity.findings import (
     ARCHIVE_CORRUPT,
     ROW_INSERTED,
@@ -47,7 +47,7 @@ from kubernaut_integrity.findings import (
     seals_check,
 )
 from kubernaut_integrity.seal_files import SealFile, seal_directory_read
-from kubernaut_integrity.seals import GENESIS_PREVIOUS, Leaves
+from kubernaut_integrity.seals import GENESIS_PREVIOUS, Leaves, seal_tables
 
 
 @dataclass
@@ -144,7 +144,7 @@ def _rows_check(
     tables = {archive.table for archive in readable}
     for sequence in sorted(files):
         copy = files[sequence]
-        for table in SEALED_TABLES:
+        for table in seal_tables(copy.seal.body):
             needed = set(copy.seal.body["tables"][table]["partitions"])
             if table not in tables or not needed <= exported:
                 if needed & exported:

@@ -1,15 +1,20 @@
-r"""The canonical form of a stored row, version 1, and its SHA-256 (the row hash).
+r"""The canonical form of a stored row and its SHA-256 (the row hash).
 
 The canonical form of a row is one line of JSON text, written by PostgreSQL itself with
 `canonical_sql` and stored verbatim, one row per line, in the retention archives. So the
 database sealing it and a third party checking an archive hash the very same bytes, and
 nothing re-serializes JSON in between (the drift that breaks hash chains computed twice).
 
-The text is `json_build_object('form', 1, 'table', <table>, <column>, <value>, ...)`:
+The text is `json_build_object('form', <form>, 'table', <table>, <column>, <value>, ...)`:
 
-- members in this order: "form", "table", then the form's columns of that table in the
+- a form adds tables and never changes the lines of an earlier form's: form 1 seals the four
+  typed audit tables and `incident_embeddings`, form 2 adds `audit_events`. A row's line names
+  the form its table came with (every line of `audit_remediation` says 1, of `audit_events`
+  2), so the rows older seals cover hash as they always did; a seal names its form, which
+  says which tables it covers (FORM_TABLES);
+- members in this order: "form", "table", then the columns of that table in the
   order of FORM_COLUMNS, each present (SQL NULL is `null`); columns added to a table later are
-  not in form 1;
+  not in its form;
 - PostgreSQL's layout: `{"form" : 1, "table" : "audit_remediation", "id" : 42, ...}`, i.e.
   `" : "` between name and value and `", "` between members; strings are JSON strings, UTF-8,
   with `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t` and `\u00XX` for other control characters;
@@ -18,7 +23,8 @@ The text is `json_build_object('form', 1, 'table', <table>, <column>, <value>, .
   reads rows for sealing, verifying or archiving);
 - timestamps as strings `YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC, six fractional digits, whatever
   the session's time zone;
-- `payload` and `labels` (jsonb) as jsonb's normalised text: keys sorted by length then
+- uuids as strings, lowercase with hyphens;
+- `payload`, `labels`, `event_data` and `extra_fields` (jsonb) as jsonb's normalised text: keys sorted by length then
   bytes, duplicate keys dropped, `", "` and `": "` separators, numbers as the stored decimal;
   inside them an absent key stays absent and a JSON null is `null`, so the two differ;
 - the vector as a string in pgvector's text form, `"[0.1,-0.25,...]"` (shortest float32
@@ -34,7 +40,8 @@ import hashlib
 import json
 import re
 
-FORM_VERSION = 1
+#: The form new seals are made in.
+FORM_VERSION = 2
 
 _COMMON = (
     "id",
@@ -54,7 +61,7 @@ _COMMON = (
     "payload",
 )
 
-#: Form 1: every sealed table, in seal order, with the columns its rows are hashed over.
+#: Every sealed table, in seal order, with the columns its rows are hashed over.
 FORM_COLUMNS: dict[str, tuple[str, ...]] = {
     "audit_remediation": (
         *_COMMON,
@@ -116,15 +123,64 @@ FORM_COLUMNS: dict[str, tuple[str, ...]] = {
         "embedding",
         "recorded_at",
     ),
+    "audit_events": (
+        "id",
+        "event_id",
+        "recorded_at",
+        "version",
+        "event_type",
+        "event_timestamp",
+        "event_category",
+        "event_action",
+        "event_outcome",
+        "actor_type",
+        "actor_id",
+        "actor_ip",
+        "resource_type",
+        "resource_id",
+        "correlation_id",
+        "parent_event_id",
+        "parent_event_date",
+        "namespace",
+        "cluster_id",
+        "severity",
+        "duration_ms",
+        "error_code",
+        "error_message",
+        "retention_days",
+        "is_sensitive",
+        "event_data",
+        "extra_fields",
+        "actor",
+        "request_id",
+        "content_sha256",
+    ),
 }
-SEALED_TABLES: tuple[str, ...] = tuple(FORM_COLUMNS)
+_FORM_1_TABLES = ("audit_remediation", "audit_aianalysis", "audit_workflow", "audit_execution", "incident_embeddings")
+#: The tables a seal of each form covers, in seal order (the order of its root's leaves).
+FORM_TABLES: dict[int, tuple[str, ...]] = {1: _FORM_1_TABLES, 2: (*_FORM_1_TABLES, "audit_events")}
+#: The form each table's lines name: the first that sealed it.
+TABLE_FORM: dict[str, int] = {
+    table: min(f for f, tables in FORM_TABLES.items() if table in tables) for table in FORM_COLUMNS
+}
+SEALED_TABLES: tuple[str, ...] = FORM_TABLES[FORM_VERSION]
 
 #: The column that places a row in a seal's window: when the row was stored.
 WINDOW_COLUMN = "recorded_at"
 #: The column each table is partitioned on (monthly), which names the archive a row is in.
 PARTITION_COLUMN = {table: "recorded_at" for table in SEALED_TABLES} | {"incident_embeddings": "audit_recorded_at"}
 
-_TIMESTAMPS = frozenset({"recorded_at", "created_at", "started_at", "completed_at", "audit_recorded_at"})
+_TIMESTAMPS = frozenset(
+    {
+        "recorded_at",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "audit_recorded_at",
+        "event_timestamp",
+        "parent_event_date",
+    }
+)
 _VECTORS = frozenset({"embedding"})
 #: The canonical timestamp: to_char's pattern, and strftime's for the same text.
 TIMESTAMP_SQL = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
@@ -138,7 +194,7 @@ def canonical_sql(table: str, alias: str = "p") -> str:
 
     Only the form's fixed table and column names go into it, all of them from FORM_COLUMNS.
     """
-    members = ["'form', " + str(FORM_VERSION), f"'table', '{table}'"]
+    members = ["'form', " + str(TABLE_FORM[table]), f"'table', '{table}'"]
     for column in FORM_COLUMNS[table]:
         reference = f'{alias}."{column}"'
         if column in _TIMESTAMPS:
@@ -163,8 +219,8 @@ def line_identity(line: str) -> tuple[int, str]:
         row = json.loads(line)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter allows
         raise FormError(f"not a JSON line: {line[:80]!r}") from None
-    if not isinstance(row, dict) or row.get("form") != FORM_VERSION:
-        raise FormError(f"not a canonical form {FORM_VERSION} line: {line[:80]!r}")
+    if not isinstance(row, dict) or TABLE_FORM.get(row.get("table")) != row.get("form"):  # type: ignore[arg-type]
+        raise FormError(f"not a canonical line of a sealed table: {line[:80]!r}")
     row_id, recorded_at = row.get("id"), row.get(WINDOW_COLUMN)
     if type(row_id) is not int or not isinstance(recorded_at, str) or not TIMESTAMP_PATTERN.fullmatch(recorded_at):
         raise FormError(f"a line without an id and a canonical {WINDOW_COLUMN}: {line[:80]!r}")

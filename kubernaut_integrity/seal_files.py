@@ -27,7 +27,6 @@ from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kubernaut_integrity.canonical import SEALED_TABLES
 from kubernaut_integrity.files import FileRefusedError, atomic_write, open_regular
 from kubernaut_integrity.findings import SEAL_MALFORMED, Finding
 from kubernaut_integrity.seals import (
@@ -39,6 +38,7 @@ from kubernaut_integrity.seals import (
     body_parse,
     leaves_pack,
     leaves_unpack,
+    seal_tables,
 )
 
 _NAME = re.compile(r"seal-(\d{12})\.json")
@@ -70,7 +70,7 @@ def seal_file_write(directory: Path, seal: Seal, leaves: Mapping[str, Leaves] | 
         "signature": base64.b64encode(seal.signature).decode(),
     }
     if leaves is not None:
-        document["leaves"] = {table: leaves_pack(leaves.get(table, [])) for table in SEALED_TABLES}
+        document["leaves"] = {table: leaves_pack(leaves.get(table, [])) for table in seal_tables(seal.body)}
     path = directory / seal_file_name(seal.body["sequence"])
     atomic_write(path, json.dumps(document, indent=1).encode() + b"\n")
     return path
@@ -129,7 +129,7 @@ def _read(file: BinaryIO, sequence: int, trusted: Mapping[str, Ed25519PublicKey]
     signed = seal.signature_check(trusted) is None
     if leaves_at is None or not signed:
         return SealFile(seal=seal, signed=signed, leaves=None)
-    counts = {table: body["tables"][table]["count"] for table in SEALED_TABLES}
+    counts = {table: body["tables"][table]["count"] for table in seal_tables(body)}
     limit = leaves_max_bytes(counts)
     refused = f"leaves refused: more than the {leaves_at + limit} bytes a seal of {sum(counts.values())} rows takes"
     if size - leaves_at > limit:
@@ -181,10 +181,10 @@ def _leaves_parse(rest: bytes, counts: Mapping[str, int]) -> dict[str, Leaves]:
     packed, end = _DECODER.raw_decode(text)
     if _END.fullmatch(text, end) is None:
         raise ValueError("more follows the leaves")
-    if not isinstance(packed, dict) or set(packed) != set(SEALED_TABLES):
-        raise ValueError(f"not the leaves of {', '.join(SEALED_TABLES)}")
+    if not isinstance(packed, dict) or set(packed) != set(counts):
+        raise ValueError(f"not the leaves of {', '.join(counts)}")
     leaves = {}
-    for table in SEALED_TABLES:
+    for table in counts:
         if not isinstance(packed[table], str):
             raise ValueError(f"{table}: not a string")
         leaves[table] = leaves_unpack(packed[table])

@@ -5,14 +5,16 @@ whitespace in UTF-8 (not the PostgreSQL-written row form of `canonical.py`); tho
 are kept, the signature is Ed25519 over them, and the seal's hash (what the next seal names as
 `previous`) is their SHA-256.
 
-    {"format": "kubernaut-audit-seal/1", "form": 1, "sequence": 42,
+    {"format": "kubernaut-audit-seal/1", "form": 2, "sequence": 42,
      "window": {"start": "...Z", "end": "...Z"},
      "tables": {"audit_remediation": {"count": 3, "root": "<hex>", "partitions": ["..."]}, ...},
      "root": "<hex>", "previous": "<hex>", "key_id": "ed25519:<hex>", "sealed_at": "...Z"}
 
-`tables` lists every sealed table, with a count of 0 and the empty tree's root when it had no
+`form` names the canonical form (canonical.py), which names the tables the seal covers: a seal
+of form 1, made before `audit_events` existed, covers five tables and keeps verifying as it is.
+`tables` lists every table of its form, with a count of 0 and the empty tree's root when it had no
 row in the window. A table's `root` is the RFC 6962 Merkle root of its row hashes in id order;
-the seal's `root` is the Merkle root of the table roots in the order of `SEALED_TABLES`.
+the seal's `root` is the Merkle root of the table roots in the order of its form's tables.
 `partitions` names the monthly partitions those rows were in, so an export can tell which
 archives a table's part of a seal needs. The first seal's `previous` is 64 zeros.
 
@@ -35,7 +37,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kubernaut_integrity.canonical import FORM_VERSION, SEALED_TABLES, TIMESTAMP_PATTERN
+from kubernaut_integrity.canonical import FORM_TABLES, FORM_VERSION, SEALED_TABLES, TIMESTAMP_PATTERN
 from kubernaut_integrity.keys import key_id
 from kubernaut_integrity.merkle import merkle_root
 
@@ -90,6 +92,11 @@ def seal_root(tables: Mapping[str, Mapping[str, Any]]) -> str:
     return merkle_root([bytes.fromhex(tables[table]["root"]) for table in SEALED_TABLES]).hex()
 
 
+def seal_tables(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The tables a parsed seal body covers, in seal order: those of its form."""
+    return FORM_TABLES[body["form"]]
+
+
 # --- seals -------------------------------------------------------------------------------------
 
 
@@ -115,7 +122,7 @@ def body_parse(body_bytes: bytes) -> dict[str, Any]:
     sequence = body.get("sequence")
     if type(sequence) is not int or sequence < 1:
         raise MalformedSealError(f"unreadable seal body: sequence {_brief(sequence)}")
-    if body.get("format") != SEAL_FORMAT or body.get("form") != FORM_VERSION:
+    if body.get("format") != SEAL_FORMAT or type(body.get("form")) is not int or body["form"] not in FORM_TABLES:
         raise MalformedSealError(
             f"format {_brief(body.get('format'))} form {_brief(body.get('form'))} unknown", sequence
         )
@@ -138,8 +145,9 @@ def _members_problem(body: dict[str, Any]) -> str | None:
     if not isinstance(window, dict) or not all(_is_timestamp(window.get(end)) for end in ("start", "end")):
         return "the window is not two canonical timestamps"
     tables = body.get("tables")
-    if not isinstance(tables, dict) or set(tables) != set(SEALED_TABLES):
-        return f"the tables are not {', '.join(SEALED_TABLES)}"
+    expected = FORM_TABLES[body["form"]]
+    if not isinstance(tables, dict) or set(tables) != set(expected):
+        return f"the tables are not {', '.join(expected)}"
     for table, entry in tables.items():
         if not (
             isinstance(entry, dict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -21,7 +22,6 @@ from audit.api.events.serializers import (
 )
 from audit.event_types import EVENT_TYPE_CATEGORY, EVENT_TYPE_LIST, EventCategory
 from audit.models import AuditEvent
-from kubernaut_storage.database.partitioning import add_months, month_start, partition_create, partition_for
 
 _WHEN = "2026-01-01T00:00:00Z"
 _UUID = "00000000-0000-4000-8000-000000000001"
@@ -496,15 +496,6 @@ def every_type_batch(**overrides: Any) -> list[dict[str, Any]]:
     return event_batch(EVENT_TYPE_LIST, **overrides)
 
 
-def events_partitions_ensure() -> None:
-    """This month's and the next month's partitions of `audit_events`, for a test database kept
-    across months. `audit_events` is not yet among the audit app's `partitioned_tables` (which
-    retention archives with each table's canonical form), so `partitions_ensure` skips it."""
-    now = dt.datetime.now(dt.UTC)
-    for month in (now, add_months(month_start(now), 1)):
-        partition_create(partition_for("audit_events", month))
-
-
 def event_errors(body: Any, *, now: dt.datetime | None = None) -> dict[str, list[str]]:
     """The error codes by path of validating `body` as one event; {} when it is valid."""
     try:
@@ -552,3 +543,13 @@ def event_row_create(*, recorded_at: dt.datetime | None = None, **overrides: Any
     }
     fields.update(overrides)
     return AuditEvent.objects.create(**fields)
+
+
+EVENTS_PATH = "/api/v1/audit/events"
+EVENTS_BATCH_PATH = "/api/v1/audit/events/batch"
+
+
+def post_events(client: Any, body: Any, *, path: str = EVENTS_BATCH_PATH, **headers: str) -> Any:
+    """POST `body` (JSON-encoded here; bytes as they are) to an audit-event endpoint."""
+    data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False)
+    return client.post(path, data=data, content_type="application/json", headers=headers)

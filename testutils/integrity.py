@@ -101,5 +101,5 @@ def scratch_database_emptied(*, now: dt.datetime) -> None:
         cursor.execute(
             "TRUNCATE audit_seals, audit_checkpoints, audit_checkpoint_cosignatures, audit_anchors,"
             " audit_witness_state, audit_remediation, audit_aianalysis, audit_workflow, audit_execution,"
-            " incident_embeddings"
+            " audit_events, incident_embeddings"
         )

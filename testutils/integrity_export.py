@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubernaut_integrity.canonical import SEALED_TABLES
 from kubernaut_integrity.keys import key_pair_write, private_key_load
 from kubernaut_integrity.seal_files import seal_file_write
 from kubernaut_integrity.seals import seal_make, table_entry
 
 MONTH_START, MONTH_END = "2026-01-01T00:00:00.000000Z", "2026-02-01T00:00:00.000000Z"
 PARTITION = "audit_remediation_p2026_01"
-TABLES = ("audit_remediation", "audit_aianalysis", "audit_workflow", "audit_execution", "incident_embeddings")
+TABLES = SEALED_TABLES
 
 
 @dataclass(frozen=True)

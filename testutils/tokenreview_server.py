@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Self
 
 TOKENREVIEW_PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+SUBJECT_ACCESS_REVIEW_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 # The header of an RS256 JWT, {"alg":"RS256"}: the service checks a token's shape before review.
 JWT_HEADER = "eyJhbGciOiJSUzI1NiJ9"
 
@@ -85,7 +86,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeTokenReviewServer:
-    """Configurable fake for ``POST /apis/authentication.k8s.io/v1/tokenreviews``.
+    """Configurable fake for ``POST /apis/authentication.k8s.io/v1/tokenreviews`` (and
+    SubjectAccessReviews: ``access`` lists what they allow).
 
     Attributes a test may set at any time:
 
@@ -103,6 +105,10 @@ class FakeTokenReviewServer:
         self.fail_with_status: int | None = None
         self.delay_s: float = 0.0
         self.audiences_override: Sequence[str] | None = None
+        #: (user, verb, namespace, "resource/name") a SubjectAccessReview allows; others are denied.
+        self.access: set[tuple[str, str, str, str]] = set()
+        #: SubjectAccessReview bodies received, oldest first.
+        self.access_reviews: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._request_count = 0
         self._bodies: list[dict[str, Any]] = []
@@ -164,6 +170,29 @@ class FakeTokenReviewServer:
 
     # -- request handling -------------------------------------------------
 
+    def _access_answer(self, auth_header: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A SubjectAccessReview: allowed when (user, verb, namespace, resource/name) is in `access`."""
+        with self._lock:
+            self._request_count += 1
+            self.access_reviews.append(body)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if self.fail_with_status is not None:
+            return self.fail_with_status, _status_obj(self.fail_with_status, "injected failure")
+        if auth_header != f"Bearer {self.caller_token}":
+            return 401, _status_obj(401, "Unauthorized")
+        spec = body.get("spec") or {}
+        attributes = spec.get("resourceAttributes") or {}
+        asked = (
+            spec.get("user"),
+            attributes.get("verb"),
+            attributes.get("namespace"),
+            f"{attributes.get('resource')}/{attributes.get('name')}",
+        )
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+        review["status"] = {"allowed": asked in self.access}
+        return 201, review
+
     def _answer(self, auth_header: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self._lock:
             self._request_count += 1
@@ -211,7 +240,7 @@ class FakeTokenReviewServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # name fixed by BaseHTTPRequestHandler
-                if self.path != TOKENREVIEW_PATH:
+                if self.path not in (TOKENREVIEW_PATH, SUBJECT_ACCESS_REVIEW_PATH):
                     self._send(404, _status_obj(404, "not found"))
                     return
                 length = int(self.headers.get("Content-Length") or 0)
@@ -220,7 +249,8 @@ class FakeTokenReviewServer:
                 except ValueError:
                     self._send(400, _status_obj(400, "bad json"))
                     return
-                status, payload = fake._answer(self.headers.get("Authorization"), body)
+                answer = fake._access_answer if self.path == SUBJECT_ACCESS_REVIEW_PATH else fake._answer
+                status, payload = answer(self.headers.get("Authorization"), body)
                 self._send(status, payload)
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:

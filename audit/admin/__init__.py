@@ -14,8 +14,9 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
-# Registers the embeddings' admin, which belongs here because it links vectors to records.
-from audit.admin import embeddings  # noqa: F401
+# Registers the embeddings' admin, which belongs here because it links vectors to records, and
+# the audit events' admin.
+from audit.admin import embeddings, events  # noqa: F401
 from audit.admin.display import (
     correlation_link,
     labels_table,

@@ -14,14 +14,14 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from audit.models import AUDIT_MODELS, AuditKind, AuditRecord
-from audit.selectors import related_records
+from audit.models import AUDIT_MODELS, AuditEvent, AuditKind, AuditRecord
+from audit.selectors import TimelineEventKind, related_records
 from embeddings.models import IncidentEmbedding
 from embeddings.selectors import record_embedding, similar_incidents
 
 
 def audit_change_url(kind: AuditKind | str, audit_id: int) -> str:
-    model = AUDIT_MODELS[AuditKind(kind)]
+    model = AuditEvent if kind == TimelineEventKind.EVENT else AUDIT_MODELS[AuditKind(kind)]
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[audit_id])
 
 

@@ -15,23 +15,23 @@ from django.utils.safestring import SafeString
 
 from audit.admin.display import audit_change_url, similar_incidents_html
 from audit.admin.support import ReadOnlyAdmin, exact_value_filter
-from audit.models import AuditKind
+from audit.models import EVENT_AUDIT_TYPE, AuditKind
 from embeddings.models import EmbeddingBacklog, IncidentEmbedding
 
 
 def _audit_link(audit_type: str, audit_id: int) -> SafeString:
-    label = AuditKind(audit_type).label
+    label = "Audit event" if audit_type == EVENT_AUDIT_TYPE else AuditKind(audit_type).label
     return format_html('<a href="{}">{} #{}</a>', audit_change_url(audit_type, audit_id), label, audit_id)
 
 
 class AuditTypeFilter(admin.SimpleListFilter):
-    """The four kinds by name, without asking the table which values it holds."""
+    """The four kinds and audit events by name, without asking the table which values it holds."""
 
     title = "audit type"
     parameter_name = "audit_type__exact"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(kind.value, str(kind.label)) for kind in AuditKind]
+        return [(kind.value, str(kind.label)) for kind in AuditKind] + [(EVENT_AUDIT_TYPE, "Audit event")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()

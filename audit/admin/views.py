@@ -14,8 +14,8 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from audit.admin.display import audit_change_url
-from audit.models import AUDIT_MODELS, AuditKind
-from audit.selectors import correlation_timeline
+from audit.models import AUDIT_MODELS, AuditEvent, AuditKind
+from audit.selectors import TimelineEventKind, correlation_timeline
 
 
 def _viewable_kinds(request: HttpRequest) -> list[AuditKind]:
@@ -35,11 +35,13 @@ def _elapsed(delta: dt.timedelta) -> str:
 
 
 def correlation_timeline_view(request: HttpRequest, correlation_id: str) -> TemplateResponse:
-    """Every record of one correlation id across the audit types, oldest first."""
+    """Every record of one correlation id across the audit types and the audit events, oldest
+    first."""
     kinds = _viewable_kinds(request)
-    if not kinds:
+    events = admin.site.get_model_admin(AuditEvent).has_view_permission(request)
+    if not kinds and not events:
         raise PermissionDenied
-    timeline = correlation_timeline(correlation_id=correlation_id, kinds=kinds)
+    timeline = correlation_timeline(correlation_id=correlation_id, kinds=kinds, events=events)
     started = timeline.entries[0].recorded_at if timeline.entries else None
     rows = [
         {
@@ -55,6 +57,6 @@ def correlation_timeline_view(request: HttpRequest, correlation_id: str) -> Temp
         "subtitle": None,
         "timeline": timeline,
         "rows": rows,
-        "kinds": [kind.label for kind in kinds],
+        "kinds": [kind.label for kind in kinds] + ([TimelineEventKind.EVENT.label] if events else []),
     }
     return TemplateResponse(request, "admin/audit/timeline.html", context)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiParameter
 
@@ -64,9 +65,20 @@ class DocumentedFieldExtension(OpenApiSerializerFieldExtension):
         return schema
 
 
+#: Components of upstream Kubernaut's audit-event API (audit/api/events/): snake_case on the
+#: wire, and open objects (unknown keys are stored, not refused), as upstream's document has them.
+UPSTREAM_COMPONENT_PREFIXES = ("AuditEvent", "BatchAuditEvent")
+
+
+def _ours(name: str) -> bool:
+    return not name.startswith(UPSTREAM_COMPONENT_PREFIXES)
+
+
 def camelize_component_fields(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: rename schema properties as they appear on the wire."""
-    for component in result.get("components", {}).get("schemas", {}).values():
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if not _ours(name):
+            continue
         if "properties" in component:
             component["properties"] = {camel(name): spec for name, spec in component["properties"].items()}
         if "required" in component:
@@ -77,7 +89,7 @@ def camelize_component_fields(result: dict[str, Any], **kwargs: Any) -> dict[str
 def close_request_bodies(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: request bodies refuse unknown keys, so say so."""
     for name, component in result.get("components", {}).get("schemas", {}).items():
-        if name.endswith("Request") and "properties" in component:
+        if name.endswith("Request") and "properties" in component and _ours(name):
             component["additionalProperties"] = False
     return result
 
@@ -93,4 +105,14 @@ def document_write_headers(result: dict[str, Any], **kwargs: Any) -> dict[str, A
             headers.update(_CREATED_HEADERS)
             if not url.endswith("/batch"):  # a batch's records carry their own ids
                 headers.update(_CORRELATION_HEADER)
+    return result
+
+
+def bound_event_batches(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: an audit-event batch holds 1 to AUDIT_EVENTS_BATCH_MAX
+    events (upstream's document states no bounds; its server enforces some)."""
+    operation = result.get("paths", {}).get("/api/v1/audit/events/batch", {}).get("post")
+    if operation is not None:
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        schema.update({"minItems": 1, "maxItems": settings.AUDIT_EVENTS_BATCH_MAX})
     return result

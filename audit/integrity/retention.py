@@ -35,7 +35,7 @@ from psycopg import sql
 
 from audit.integrity.sealed_rows import canonical_settings
 from audit.integrity.stored_seals import signed_seal
-from audit.models import AuditKind, AuditSeal
+from audit.models import EVENT_AUDIT_TYPE, AuditKind, AuditSeal
 from embeddings.models import EmbeddingBacklog
 from kubernaut_integrity.archive import Manifest, archive_paths, archive_reread, archive_writer, manifest_write
 from kubernaut_integrity.canonical import canonical_sql
@@ -53,7 +53,9 @@ from kubernaut_storage.database.partitioning import (
 #: Rows fetched per round trip from the server-side cursor.
 FETCH_ROWS = 2000
 #: The audit table of each audit kind, to clear that month's embedding backlog.
-_KIND_OF_TABLE = {f"audit_{kind.value}": kind for kind in AuditKind}
+_KIND_OF_TABLE: dict[str, str] = {f"audit_{kind.value}": kind.value for kind in AuditKind} | {
+    "audit_events": EVENT_AUDIT_TYPE
+}
 
 
 def retention_cutoff(*, now: dt.datetime, older_than_months: int) -> dt.datetime:

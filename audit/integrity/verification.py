@@ -33,7 +33,7 @@ from kubernaut_integrity.findings import (
     seals_check,
 )
 from kubernaut_integrity.seal_files import SealDirectory, SealFile, seal_directory_read, seal_file_name
-from kubernaut_integrity.seals import Leaves, Seal, well_formed
+from kubernaut_integrity.seals import Leaves, Seal, seal_tables, well_formed
 from kubernaut_storage.database.partitioning import existing_partitions, partitioned_tables
 
 
@@ -198,7 +198,22 @@ def _rows_check(
         body = seal.body
         sequence = body["sequence"]
         window = by_window.get(sequence) or WindowRows.empty()
+        covered = seal_tables(body)
         for table in SEALED_TABLES:
+            if table not in covered:
+                # A seal of an older form, made before the table was sealed: none of its rows
+                # can be in that window (the sealed-window trigger refuses them).
+                findings += [
+                    Finding(
+                        ROW_INSERTED,
+                        f"in the window of seal {sequence}, of form {body['form']}, which does not seal {table}",
+                        table=table,
+                        row_id=row_id,
+                        seal=sequence,
+                    )
+                    for row_id, _ in window.leaves[table]
+                ]
+                continue
             entry = body["tables"].get(table, {})
             gone = [name for name in entry.get("partitions", []) if name not in present[table]]
             if gone:

@@ -4,7 +4,7 @@ Both work in batches of audit rows, oldest first, each batch one provider call a
 transaction. A batch commits its embeddings together with the removal of its backlog rows, so
 a crash or a failing provider loses nothing: the next run starts where this one stopped.
 Audit rows are only read (the tables are append-only); the text is rebuilt from the stored
-payload with the current builders.
+payload with the current builders, or for an audit event from the event (`event_text`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from audit.models import AUDIT_MODELS, AuditKind, AuditRecord
+from audit.models import AUDIT_MODELS, EVENT_AUDIT_TYPE, AuditEvent, AuditKind, AuditRecord
+from audit.write.events import event_embedding_seed, event_text
 from audit.write.statements import audit_embedding_seed
 from audit.write.texts import audit_text, payload_as_data
 from embeddings.chain import ProviderChain
@@ -138,10 +139,10 @@ def _batches(rows: QuerySet[Any], *, batch_size: int, limit: int | None) -> Iter
 
 @dataclass(frozen=True, slots=True)
 class _Source:
-    kind: AuditKind
-    record: AuditRecord
-    data: dict[str, Any]
+    record: AuditRecord | AuditEvent
     text: str
+    #: The denormalised columns of its embedding row.
+    seed: dict[str, str]
 
 
 def _audit_records(batch: Sequence[_AuditRef], outcome: BackfillOutcome) -> dict[int, _Source]:
@@ -163,7 +164,21 @@ def _audit_records(batch: Sequence[_AuditRef], outcome: BackfillOutcome) -> dict
                 outcome.orphans.append((row.audit_type, row.audit_id))
                 continue
             data = payload_as_data(record.payload)
-            found[row.id] = _Source(kind=kind, record=record, data=data, text=audit_text(kind=kind, data=data))
+            found[row.id] = _Source(
+                record=record, text=audit_text(kind=kind, data=data), seed=audit_embedding_seed(kind=kind, data=data)
+            )
+    refs = [row for row in batch if row.audit_type == EVENT_AUDIT_TYPE]
+    if refs:
+        events = AuditEvent.objects.filter(
+            id__in=[row.audit_id for row in refs], recorded_at__in={row.audit_recorded_at for row in refs}
+        )
+        events_by_key = {(event.id, event.recorded_at): event for event in events}
+        for row in refs:
+            event = events_by_key.get((row.audit_id, row.audit_recorded_at))
+            if event is None:
+                outcome.orphans.append((row.audit_type, row.audit_id))
+                continue
+            found[row.id] = _Source(record=event, text=event_text(event), seed=event_embedding_seed(event))
     return found
 
 
@@ -199,7 +214,7 @@ def _embeddings_insert(
                 input_sha256=text_sha256(source.text),
                 embedding=vector,
                 recorded_at=now,
-                **audit_embedding_seed(kind=source.kind, data=source.data),
+                **source.seed,
             )
         )
     IncidentEmbedding.objects.bulk_create(objects, ignore_conflicts=ignore_conflicts)

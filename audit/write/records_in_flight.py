@@ -13,11 +13,17 @@ Any endpoint that takes many records in one request takes them from this one bud
 request of more records than the whole budget waits for none: it is admitted when the worker
 holds no other records, and counts as the whole budget meanwhile. Single-record requests take
 nothing from it; the worker's threads bound them.
+
+An endpoint may wait a bounded time for room instead of refusing at once (`wait_s`): upstream
+Kubernaut's controllers, which post batches of 1000 audit events, retry a 503 only twice, 1 s
+and 2 s later, and then drop the batch, while a batch ahead takes a fraction of a second to
+store. A waiting request holds its body as received and a thread, never records of the budget.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -44,6 +50,8 @@ class RecordsInFlight:
         self.capacity = capacity
         self._held = 0
         self._lock = threading.Lock()
+        #: Notified whenever records are given back: a waiting request looks again.
+        self._given_back = threading.Condition(self._lock)
 
     @property
     def held(self) -> int:
@@ -54,19 +62,31 @@ class RecordsInFlight:
         """No request could be admitted now: one may be refused before its body is even read."""
         return self._held >= self.capacity
 
-    @contextmanager
-    def admitted(self, records: int) -> Iterator[None]:
-        """Hold `records` of the budget for the block; RecordsInFlightFull when they do not fit."""
-        need = min(max(records, 1), self.capacity)
-        with self._lock:
-            if self._held + need > self.capacity:
+    def room_awaited(self, *, wait_s: float) -> None:
+        """Return once the budget is not full, waiting at most `wait_s`; RecordsInFlightFull then."""
+        with self._given_back:
+            if not self._given_back.wait_for(lambda: self._held < self.capacity, timeout=wait_s):
                 raise RecordsInFlightFull()
+
+    @contextmanager
+    def admitted(self, records: int, *, wait_s: float = 0.0) -> Iterator[None]:
+        """Hold `records` of the budget for the block; RecordsInFlightFull when they do not fit
+        (after waiting up to `wait_s` for them to)."""
+        need = min(max(records, 1), self.capacity)
+        deadline = time.monotonic() + wait_s
+        with self._given_back:
+            while self._held + need > self.capacity:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RecordsInFlightFull()
+                self._given_back.wait(remaining)
             self._held += need
         try:
             yield
         finally:
-            with self._lock:
+            with self._given_back:
                 self._held -= need
+                self._given_back.notify_all()
 
 
 _budget: RecordsInFlight | None = None

@@ -981,6 +981,8 @@ def unknown_keys(args: argparse.Namespace) -> dict[str, Any]:
                 }
             )
     return {"body_bytes": len(payload), "shape": args.shape, "invalid_parts": args.keys, "answers": answers}
+
+
 def _pod_rss_mb(master_pid: int) -> float:
     """Resident memory of the whole pod: the master (it serves the metrics) and its workers."""
     master = Path(f"/proc/{master_pid}/status").read_text()

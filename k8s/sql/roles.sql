@@ -81,7 +81,7 @@ SELECT to_regclass('public.audit_remediation') IS NOT NULL AS migrated \gset
   -- No UPDATE, DELETE or TRUNCATE anywhere on audit data: the triggers stop UPDATE and
   -- DELETE even for the owner, privileges stop TRUNCATE (which no row trigger sees).
   GRANT INSERT ON audit_remediation, audit_aianalysis, audit_workflow, audit_execution,
-                  incident_embeddings, embedding_backlog, audit_idempotency_keys
+                  audit_events, incident_embeddings, embedding_backlog, audit_idempotency_keys
      TO :"runtime";
 
   -- Django's own tables for the auditors' read-only admin, for the admin's role only: sign-in

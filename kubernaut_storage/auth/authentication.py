@@ -56,6 +56,7 @@ from rest_framework.exceptions import (
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from kubernaut_storage.auth.access_review import AccessReviewer, AccessTarget
 from kubernaut_storage.auth.tokenreview import (
     TokenReviewConfig,
     TokenReviewer,
@@ -169,12 +170,37 @@ def set_reviewer(reviewer: TokenReviewer | None) -> None:
         _reviewer = reviewer
 
 
+_access_reviewer: AccessReviewer | None = None
+
+
+def get_access_reviewer() -> AccessReviewer:
+    """The shared SubjectAccessReview client (and its cache), on the shared TokenReview client."""
+    global _access_reviewer
+    with _reviewer_lock:
+        access = _access_reviewer
+    tokens = get_reviewer()
+    if access is not None and access.tokens is tokens:
+        return access
+    try:
+        target = AccessTarget.parse(namespace=settings.AUTHZ_SAR_NAMESPACE, resource=settings.AUTHZ_SAR_RESOURCE)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"AUTHZ_SAR_RESOURCE: {exc}") from exc
+    access = AccessReviewer(tokens, target=target, ttl_s=settings.AUTHZ_SAR_CACHE_SECONDS)
+    with _reviewer_lock:
+        _access_reviewer = access
+    return access
+
+
 @receiver(setting_changed)
 def _reset_reviewer_on_settings_change(*, setting: str, **kwargs: Any) -> None:
     # override_settings(KUBERNETES_TOKENREVIEW=...) must not reuse a reviewer
     # (and cache) built for the previous configuration.
+    global _access_reviewer
     if setting == SETTINGS_KEY:
         set_reviewer(None)
+    if setting == SETTINGS_KEY or setting.startswith("AUTHZ_"):
+        with _reviewer_lock:
+            _access_reviewer = None
 
 
 def _record_failure(request: Any, reason: str) -> None:
@@ -277,6 +303,37 @@ class AllowedServiceAccounts(BasePermission):
         kind_value = str(kind)  # an AuditKind's value ("remediation"), never its repr
         raise _fail(
             PermissionDenied(f"Service account {username!r} is not allowed to write {kind_value!r} audit events."),
+            request,
+            REASON_FORBIDDEN,
+        )
+
+
+class AccessReviewed(BasePermission):
+    """Allow the authenticated caller when a SubjectAccessReview says it may `verb` the
+    configured resource (AUTHZ_MODE=sar). 401 unauthenticated, 403 not allowed, 503 when the
+    API server cannot answer."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = _authenticated_user(request)
+        username = str(getattr(user, "username", ""))
+        try:
+            allowed = get_access_reviewer().allowed(
+                username=username, verb=self.verb, client=request.META.get("REMOTE_ADDR") or ""
+            )
+        except TokenReviewThrottled as exc:
+            throttled = AuthBackendUnavailable()
+            throttled.retry_after = 1
+            raise _fail(throttled, request, REASON_UNAVAILABLE) from exc
+        except TokenReviewUnavailable as exc:
+            raise _fail(AuthBackendUnavailable(), request, REASON_UNAVAILABLE) from exc
+        if allowed:
+            return True
+        logger.info("access review denied: %s may not %s", username, self.verb)
+        raise _fail(
+            PermissionDenied(f"Service account {username!r} may not {self.verb} audit events (SubjectAccessReview)."),
             request,
             REASON_FORBIDDEN,
         )

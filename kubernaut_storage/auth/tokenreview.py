@@ -349,6 +349,46 @@ class TokenReviewer:
         self._store(key, result)
         return result
 
+    def api_review(self, *, path: str, body: dict[str, Any], client: str = "") -> dict[str, Any]:
+        """POST another review (a SubjectAccessReview) to the same API server with the same
+        credentials, from the same per-process budget; its `status` object. Raises
+        TokenReviewUnavailable (TokenReviewThrottled) like `review`."""
+        if not self._budget.acquire(client):
+            raise TokenReviewThrottled("review budget of this process exhausted")
+        try:
+            conn = self._connection()
+            try:
+                conn.request(
+                    "POST",
+                    urlsplit(self.config.api_url).path + path,
+                    body=json.dumps(body).encode("utf-8"),
+                    headers={
+                        "Authorization": f"Bearer {self._current_own_token()}",
+                        "Content-Type": "application/json",
+                        "Accept": "application/json",
+                        "User-Agent": "kubernaut-storage/tokenreview",
+                    },
+                )
+                response = conn.getresponse()
+                raw = response.read(MAX_RESPONSE_BYTES + 1)
+            except (OSError, http.client.HTTPException) as exc:
+                logger.warning("review %s: API server unreachable: %s", path, type(exc).__name__)
+                raise TokenReviewUnavailable(f"API server unreachable: {type(exc).__name__}") from exc
+            finally:
+                conn.close()
+        finally:
+            self._budget.release(client)
+        if not 200 <= response.status < 300 or len(raw) > MAX_RESPONSE_BYTES:
+            logger.warning("review %s: API server answered HTTP %d", path, response.status)
+            raise TokenReviewUnavailable(f"API server answered HTTP {response.status}")
+        try:
+            status = json.loads(raw).get("status") or {}
+        except (ValueError, AttributeError) as exc:
+            raise TokenReviewUnavailable("API server returned an unparseable answer") from exc
+        if not isinstance(status, dict):
+            raise TokenReviewUnavailable("API server returned an unparseable answer")
+        return status
+
     # -- internals --------------------------------------------------------
 
     def _store(self, key: str, result: ReviewResult) -> None:

@@ -11,7 +11,16 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["AUDIT_WRITERS", "AUTH_MODE", "KUBERNAUT_NAMESPACE", "KUBERNETES_TOKENREVIEW"]
+__all__ = [
+    "AUDIT_WRITERS",
+    "AUTHZ_MODE",
+    "AUTHZ_SAR_CACHE_SECONDS",
+    "AUTHZ_SAR_NAMESPACE",
+    "AUTHZ_SAR_RESOURCE",
+    "AUTH_MODE",
+    "KUBERNAUT_NAMESPACE",
+    "KUBERNETES_TOKENREVIEW",
+]
 
 env = environ.Env()
 
@@ -83,4 +92,18 @@ AUDIT_WRITERS: dict[str, list[str]] = {
     "aianalysis": env.list("AUDIT_WRITERS_AIANALYSIS", default=[_service_account("aianalysis-controller")]),
     "workflow": env.list("AUDIT_WRITERS_WORKFLOW", default=[_service_account("workflowexecution-controller")]),
     "execution": env.list("AUDIT_WRITERS_EXECUTION", default=[_service_account("kubernetes-executor")]),
+    # Upstream Kubernaut's audit events: each of its controllers writes them, under account
+    # names its installation chooses, so any authenticated account unless narrowed.
+    "events": env.list("AUDIT_WRITERS_EVENTS", default=["*"]),
 }
+
+# Who may post upstream Kubernaut's audit events after TokenReview: "allowlist" (AUDIT_WRITERS,
+# above) or "sar", a SubjectAccessReview on AUTHZ_SAR_RESOURCE (resource/name) in
+# AUTHZ_SAR_NAMESPACE, verb create, as upstream's Data Storage asks (kubernaut_storage/auth/access_review.py).
+AUTHZ_MODE = env.str("AUTHZ_MODE", default="allowlist")
+if AUTHZ_MODE not in ("allowlist", "sar"):
+    raise ImproperlyConfigured(f"AUTHZ_MODE must be allowlist or sar, not {AUTHZ_MODE!r}")
+AUTHZ_SAR_RESOURCE = env.str("AUTHZ_SAR_RESOURCE", default="services/data-storage-service")
+AUTHZ_SAR_NAMESPACE = env.str("AUTHZ_SAR_NAMESPACE", default=KUBERNAUT_NAMESPACE)
+# How long a verdict is kept per process: RBAC changes take effect within it.
+AUTHZ_SAR_CACHE_SECONDS = env.float("AUTHZ_SAR_CACHE_SECONDS", default=30.0)

@@ -179,6 +179,31 @@ if AUDIT_BATCH_MAX_RECORDS < 1:
 AUDIT_RECORDS_IN_FLIGHT = env.int("AUDIT_RECORDS_IN_FLIGHT", default=500)
 if AUDIT_RECORDS_IN_FLIGHT < 1:
     raise ImproperlyConfigured("AUDIT_RECORDS_IN_FLIGHT must be >= 1")
+# Upstream Kubernaut's audit events (POST /api/v1/audit/events[/batch], docs/UPSTREAM.md). Its
+# busiest controllers send batches of 1000; a batch over the limit is a 400 the client drops.
+AUDIT_EVENTS_BATCH_MAX = env.int("AUDIT_EVENTS_BATCH_MAX", default=1000)
+if AUDIT_EVENTS_BATCH_MAX < 1:
+    raise ImproperlyConfigured("AUDIT_EVENTS_BATCH_MAX must be >= 1")
+# The events endpoints' body limit: 1000 events of 16 KiB each. Upstream's events are 0.5-2 KB
+# (1000 of them 1-2 MB); a body is parsed twice to keep numbers exact, which peaks at several
+# times its size, so the limit is what a worker can hold, not 1000 payloads of 256 KiB.
+AUDIT_EVENTS_MAX_BODY_BYTES = env.int("AUDIT_EVENTS_MAX_BODY_BYTES", default=16 * 1024 * 1024)
+# A byte-identical audit-event body from the same caller within this window (at least, at most
+# twice it) is a retry, answered with the first answer (audit/write/events.py). Upstream's client
+# retries after 10 s, three attempts 1 s and 2 s apart; 0 turns the recognition off.
+AUDIT_EVENTS_DEDUPE_SECONDS = env.int("AUDIT_EVENTS_DEDUPE_SECONDS", default=300)
+# How long an audit-event batch waits for room in the worker's records budget before a 503:
+# upstream's client gives up on an answer after 10 s, and a batch of 1000 takes well under a
+# second to store (audit/write/records_in_flight.py).
+# Audit events never wait for a model: "deferred" queues each in the embedding backlog, in its
+# write's transaction, for embeddings_backfill (similarity search then covers events); "off"
+# leaves them out of it.
+AUDIT_EVENTS_EMBEDDING = env.str("AUDIT_EVENTS_EMBEDDING", default="deferred")
+if AUDIT_EVENTS_EMBEDDING not in ("deferred", "off"):
+    raise ImproperlyConfigured("AUDIT_EVENTS_EMBEDDING must be deferred or off")
+AUDIT_EVENTS_ADMISSION_WAIT_SECONDS = env.float("AUDIT_EVENTS_ADMISSION_WAIT_SECONDS", default=3.0)
+if AUDIT_EVENTS_DEDUPE_SECONDS < 0:
+    raise ImproperlyConfigured("AUDIT_EVENTS_DEDUPE_SECONDS must be >= 0")
 # The audit API's parser reads its stream up to AUDIT_MAX_BODY_BYTES itself (413 as
 # problem+json). Forms (only the admin's: sign-in and sign-out, a few hundred bytes) are
 # refused by their Content-Length above this before anything reads them, and a multipart body
@@ -265,6 +290,7 @@ SPECTACULAR_SETTINGS = {
         "kubernaut_storage.http.openapi.merge_blank_alternatives",
         "kubernaut_storage.http.openapi.document_response_headers",
         "audit.api.openapi.document_write_headers",
+        "audit.api.openapi.bound_event_batches",
     ],
 }
 

@@ -10,14 +10,9 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from audit.models import AuditEvent, AuditSeal
 from kubernaut_storage.database.partitioning import add_months, month_start, partition_create, partition_for
-from testutils.events import event_row_create, events_partitions_ensure
+from testutils.events import event_row_create
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _partitions() -> None:
-    events_partitions_ensure()
 
 
 def _partition_of(event: AuditEvent) -> str:

@@ -38,7 +38,7 @@ def test_volume_smoke_fills_and_times_every_job_on_valid_rows(tmp_path: Path):
     jobs = {job["job"]: job for job in result["jobs"]}
     assert list(jobs) == ["seal", "verify", "retention", "archive-verify", "index-build", "partitions"]
     # Sealing saw every filled row of the sealed tables (and perhaps a few of the writers').
-    assert jobs["seal"]["rows"] >= typed + fill["rows"]["incident_embeddings"]
+    assert jobs["seal"]["rows"] >= typed + fill["rows"]["audit_events"] + fill["rows"]["incident_embeddings"]
     assert (jobs["verify"]["clean"], jobs["verify"]["findings"]) == (True, [])
     assert jobs["verify"]["rows"] >= jobs["seal"]["rows"]
     oldest = fill["months"][0]
@@ -49,6 +49,7 @@ def test_volume_smoke_fills_and_times_every_job_on_valid_rows(tmp_path: Path):
             "audit_aianalysis",
             "audit_workflow",
             "audit_execution",
+            "audit_events",
             "incident_embeddings",
         )
     )

@@ -36,12 +36,13 @@ PERIODIC_COMMANDS = {
     "audit_partitions_ensure": "audit",
     "audit_retention": "audit",
     "idempotency_keys_prune": "audit",
+    "events_dedupe_prune": "audit",
     "embeddings_index_build": "embeddings",
     "embeddings_backfill": "audit",
     "audit_seal": "audit",
 }
 # Destructive commands act only with --yes: a CronJob without it would only ever plan.
-NEEDS_YES = {"audit_retention", "idempotency_keys_prune"}
+NEEDS_YES = {"audit_retention", "idempotency_keys_prune", "events_dedupe_prune"}
 
 
 def all_documents() -> list[tuple[str, dict[str, Any]]]:
@@ -166,6 +167,10 @@ def test_probes_and_ports_match_the_service():
         (api_port, "http"),
         (metrics_port, "metrics"),
     }
+    # Upstream Kubernaut's controllers call data-storage-service:8080: the same pods' API port.
+    upstream = one(documents, "Service", "data-storage-service")
+    assert upstream["spec"]["selector"] == service["spec"]["selector"]
+    assert [(port["port"], port["targetPort"]) for port in upstream["spec"]["ports"]] == [(8080, "http")]
     monitor = one(documents, "ServiceMonitor")
     assert [endpoint["port"] for endpoint in monitor["spec"]["endpoints"]] == ["metrics"]
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"

@@ -9,24 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from kubernaut_integrity.canonical import SEALED_TABLES
+from kubernaut_integrity.canonical import FORM_TABLES, SEALED_TABLES
 from kubernaut_integrity.keys import key_pair_write, private_key_load, public_keys_load
-from kubernaut_integrity.seals import MalformedSealError, body_parse, seal_make, table_entry
+from kubernaut_integrity.seals import MalformedSealError, body_parse, seal_make, seal_tables, table_entry
 
 
 def test_seal_signature_and_key_rotation(tmp_path: Path) -> None:
     first, first_public, first_id = key_pair_write(tmp_path / "a")
     _, second_public, _ = key_pair_write(tmp_path / "b")
-    tables = {
-        table: table_entry([], [])
-        for table in (
-            "audit_remediation",
-            "audit_aianalysis",
-            "audit_workflow",
-            "audit_execution",
-            "incident_embeddings",
-        )
-    }
+    tables = {table: table_entry([], []) for table in SEALED_TABLES}
     seal = seal_make(
         sequence=1,
         window_start="2026-12-02T13:00:00.000000Z",
@@ -46,7 +37,7 @@ def test_seal_signature_and_key_rotation(tmp_path: Path) -> None:
 def _body(**changes: object) -> bytes:
     body: dict[str, object] = {
         "format": "kubernaut-audit-seal/1",
-        "form": 1,
+        "form": 2,
         "sequence": 3,
         "window": {"start": "2026-12-02T13:00:00.000000Z", "end": "2026-12-02T13:01:00.000000Z"},
         "tables": {table: table_entry([], []) for table in SEALED_TABLES},
@@ -64,8 +55,8 @@ MALFORMED_BODIES = {
     "a list": (b"[]", "not a JSON object", None),
     "no sequence": (_body(sequence=None), "sequence None", None),
     "a sequence as text": (_body(sequence="3"), "sequence 3", None),
-    "another format": (_body(format="kubernaut-audit-seal/2"), "format kubernaut-audit-seal/2 form 1 unknown", 3),
-    "a control character in the format": (_body(format="\x1b[2J"), "format \\x1b[2J form 1 unknown", 3),
+    "another format": (_body(format="kubernaut-audit-seal/2"), "format kubernaut-audit-seal/2 form 2 unknown", 3),
+    "a control character in the format": (_body(format="\x1b[2J"), "format \\x1b[2J form 2 unknown", 3),
     "a window without an end": (_body(window={"start": "2026-12-02T13:00:00.000000Z"}), "window", 3),
     "a local time": (_body(window={"start": "2026-12-02 13:00", "end": "2026-12-02 13:01"}), "window", 3),
     "a table missing": (_body(tables={"audit_remediation": table_entry([], [])}), "the tables are not", 3),
@@ -75,6 +66,14 @@ MALFORMED_BODIES = {
         3,
     ),
     "a short previous": (_body(previous="00"), "previous is not a SHA-256", 3),
+    "a form not made yet": (_body(form=3), "form 3 unknown", 3),
+    "a form as text": (_body(form="2"), "form 2 unknown", 3),
+    "form 1 with the events table": (_body(form=1), "the tables are not", 3),
+    "form 2 without it": (
+        _body(tables={table: table_entry([], []) for table in FORM_TABLES[1]}),
+        "the tables are not",
+        3,
+    ),
     "a key id of any length": (_body(key_id="k" * 10_000), "key_id is not", 3),
 }
 
@@ -89,3 +88,9 @@ def test_a_malformed_body_is_refused_with_its_reason(case: str) -> None:
 
 def test_a_well_formed_body_is_read() -> None:
     assert body_parse(_body())["sequence"] == 3
+
+
+def test_a_form_1_body_made_before_the_events_table_is_read() -> None:
+    body = body_parse(_body(form=1, tables={table: table_entry([], []) for table in FORM_TABLES[1]}))
+    assert seal_tables(body) == FORM_TABLES[1]
+    assert seal_tables(body_parse(_body())) == (*FORM_TABLES[1], "audit_events")

@@ -70,6 +70,13 @@ MAX_REPORTED_ERRORS = 100
 EVENT_TIMESTAMP_MAX_AGE = dt.timedelta(days=7)
 EVENT_TIMESTAMP_MAX_AHEAD = dt.timedelta(minutes=60)
 
+#: Refusals of a body the OpenAPI document calls valid: rules JSON Schema cannot state (the
+#: time window, the payload's type equal to the event's, a stored parent, the payload's size and
+#: depth, NUL inside the open payload or unknown keys), which the document says in words.
+EVENT_CROSS_FIELD_CODES = frozenset(
+    {"too_old", "in_future", "event_type_mismatch", "not_found", "too_large", "too_deep", "nul_character"}
+)
+
 #: What v1.5 clients call `cluster_id`.
 CLUSTER_NAME_ALIAS = "cluster_name"
 _NON_FIELD = "non_field_errors"

@@ -100,7 +100,7 @@ def test_yes_archives_verifies_and_drops_only_the_expired_partitions(old_month, 
 
     output = _retention("--older-than", "2", "--archive-dir", str(tmp_path), "--yes")
 
-    assert "5 partition(s) archived, verified, detached and dropped." in output
+    assert "6 partition(s) archived, verified, detached and dropped." in output
     assert _all_partitions() == current  # the old ones gone, every current and future one kept
     assert not RemediationAudit.objects.filter(name__startswith="old-").exists()
     assert RemediationAudit.objects.filter(id=chain["remediation"].id).exists()
@@ -155,7 +155,7 @@ def test_the_current_month_is_never_retired(tmp_path):
 def test_the_default_archive_dir_is_the_setting(old_month, tmp_path, settings):
     settings.AUDIT_ARCHIVE_DIR = tmp_path / "archives"
     _retention("--older-than", "2", "--yes")
-    assert len(list((tmp_path / "archives").glob("*.manifest.json"))) == 5
+    assert len(list((tmp_path / "archives").glob("*.manifest.json"))) == 6
 
 
 def test_zero_months_is_refused(tmp_path):
@@ -177,11 +177,11 @@ def test_archive_verify_command_accepts_intact_archives_and_reports_tampered_one
     _retention("--older-than", "2", "--archive-dir", str(tmp_path), "--yes")
     out = io.StringIO()
     call_command("audit_archive_verify", str(tmp_path), stdout=out)
-    assert "5 archive(s) verified." in out.getvalue()
+    assert "6 archive(s) verified." in out.getvalue()
 
     archive = tmp_path / f"{partition_for('audit_remediation', old_month).name}.jsonl.gz"
     archive.write_bytes(archive.read_bytes()[:-8])  # truncated in transit
     out = io.StringIO()
-    with pytest.raises(CommandError, match="1 of 5 archive"):
+    with pytest.raises(CommandError, match="1 of 6 archive"):
         call_command("audit_archive_verify", str(tmp_path), stdout=out)
     assert f"FAILED {partition_for('audit_remediation', old_month).name}.manifest.json" in out.getvalue()

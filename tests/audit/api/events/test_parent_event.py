@@ -16,15 +16,9 @@ from testutils.events import (
     event_body,
     event_errors,
     event_row_create,
-    events_partitions_ensure,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _partitions() -> None:
-    events_partitions_ensure()
 
 
 def test_the_selector_answers_which_ids_are_stored(django_assert_num_queries):
