@@ -37,6 +37,10 @@ LOCK_NOT_AVAILABLE = "55P03"
 # slow or a lock blocks the table. A retry would hold the thread and a pooled connection that
 # long again while the pool runs dry behind it, so the caller is told to come back later.
 _QUERY_CANCELED = "57014"
+#: The constraint name the write-path triggers give a row that reached the database too late:
+#: its recorded_at lies in a window already sealed, or further behind its statement than the
+#: write-lag bound. The request was slow, not wrong: sent again, it gets a new recorded_at.
+WRITE_TOO_LATE_CONSTRAINT = "audit_write_too_late"
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -53,6 +57,12 @@ def _is_transient(exc: DatabaseError) -> bool:
         # No SQLSTATE: the connection failed or was lost (psycopg OperationalError).
         return True
     return state in _TRANSIENT_SQLSTATES or state.startswith("08")
+
+
+class WriteTooLate(ServiceUnavailable):
+    default_detail = "The write took too long to reach the database and was not stored; send it again."
+    default_code = "write_too_late"
+    retry_after = 1
 
 
 def with_db_retries(operation: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
@@ -75,6 +85,9 @@ def with_db_retries(operation: Callable[[], T], *, sleep: Callable[[float], None
                 raise ServiceUnavailable(
                     "The database did not complete the write in time; the record was not stored. Retry later."
                 ) from exc
+            if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) == WRITE_TOO_LATE_CONSTRAINT:
+                logger.error("write refused as too late to be sealed: %s", exc)
+                raise WriteTooLate() from exc
             if isinstance(exc.__cause__, PoolTimeout):
                 # The pool waited its whole timeout for a connection: asking it again would
                 # only hold this thread longer.
