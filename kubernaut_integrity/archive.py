@@ -1,14 +1,17 @@
-"""The retention archive of one partition and its manifest: written here, read here.
+"""The retention archive of one partition and its manifest: the format, and reading it.
 
 - `<partition>.jsonl.gz`: one line per row in id order, each the row's canonical form
   (`canonical.py`), i.e. exactly the bytes its seal hashed; gzip without a file name and with
-  mtime 0, so the same rows always give the same bytes.
+  mtime 0, so the same rows always give the same bytes. One gzip member or several (a reader
+  reads them as one stream): archives written before retention wrote in segments are one
+  member at level 9, those written since one member per segment at level 1; both are this
+  format and read the same way.
 - `<partition>.manifest.json` beside it: table, partition, bounds, row count, the archive's
   SHA-256 and size, the format and when it was made.
 
-`audit_retention` streams a partition's lines into `archive_writer` and checks the result with
-`archive_reread` before it drops anything; `archive_verification.py` (the standalone verifier)
-and `audit_archive_verify` read archives back with `manifest_read` and `archive_lines`. Those
+`audit_retention` writes archives with `archive_writing.py` and checks each before it drops
+anything; `archive_verification.py` (the standalone verifier) and `audit_archive_verify` read
+archives back with `manifest_read` and `archive_lines`. Those
 readers take archives and manifests as hostile input: bounded in size, checked member by
 member, and any fault is an ArchiveVerificationError naming it, never another exception.
 """
@@ -22,13 +25,12 @@ import json
 import re
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from kubernaut_integrity.canonical import SEALED_TABLES, timestamp_parse
-from kubernaut_integrity.files import FileRefusedError, atomic_file, atomic_write, open_regular, read_bounded
+from kubernaut_integrity.files import FileRefusedError, atomic_write, open_regular, read_bounded
 
 ARCHIVE_FORMAT = "jsonl+gzip"
 ARCHIVE_SUFFIX = ".jsonl.gz"
@@ -131,57 +133,6 @@ def manifest_read(path: Path) -> Manifest:
     except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the interpreter allows
         raise ArchiveVerificationError(f"not a manifest: {str(exc)[:200]}") from None
     return Manifest.from_json(document)
-
-
-# --- writing ---------------------------------------------------------------------------------
-
-
-class _HashingWriter:
-    """A binary file that hashes and counts what is written through it."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self.file = file
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self.file.write(data)
-
-    def flush(self) -> None:
-        self.file.flush()
-
-
-class ArchiveWriter:
-    """Compresses canonical lines into an archive, hashing and counting the bytes as they are
-    written; `rows`, `sha256` and `size` are final once `archive_writer`'s block has ended."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self._hashing = _HashingWriter(file)
-        self._compressed = gzip.GzipFile(filename="", mode="wb", fileobj=self._hashing, mtime=0)  # type: ignore[arg-type]
-        self.rows = 0
-
-    def write_line(self, line: str) -> None:
-        self._compressed.write(line.encode("utf-8") + b"\n")
-        self.rows += 1
-
-    @property
-    def sha256(self) -> str:
-        return self._hashing.sha256.hexdigest()
-
-    @property
-    def size(self) -> int:
-        return self._hashing.size
-
-
-@contextmanager
-def archive_writer(path: Path) -> Iterator[ArchiveWriter]:
-    """An archive at `path`, whole or not at all (`files.atomic_file`)."""
-    with atomic_file(path) as file:
-        writer = ArchiveWriter(file)
-        with writer._compressed:  # its trailer is written before the file is synced and renamed
-            yield writer
 
 
 # --- reading ---------------------------------------------------------------------------------

@@ -286,7 +286,7 @@ def _keys(directory: Path) -> tuple[Path, Path]:
 
     out = io.StringIO()
     call_command("audit_keygen", out=directory, stdout=out)
-    paths = dict(re.findall(r"^(signing key|public key)[^:]*:\s*(\S+)$", out.getvalue(), flags=re.MULTILINE))
+    paths = dict(re.findall(r"^(?:seal )?(signing key|public key)[^:]*:\s*(\S+)$", out.getvalue(), flags=re.MULTILINE))
     return Path(paths["signing key"]), Path(paths["public key"])
 
 

@@ -15,11 +15,11 @@ from kubernaut_integrity.archive import (
     archive_lines,
     archive_paths,
     archive_reread,
-    archive_writer,
     manifest_read,
     manifest_verify,
     manifest_write,
 )
+from kubernaut_integrity.archive_writing import SegmentedArchiveWriter
 from testutils.integrity_export import remediation_line
 
 LINES = [remediation_line(row_id, f"2026-01-0{row_id}T10:00:00.000000Z") for row_id in (1, 2, 3)]
@@ -28,18 +28,18 @@ LINES = [remediation_line(row_id, f"2026-01-0{row_id}T10:00:00.000000Z") for row
 def _write(directory: Path) -> tuple[Path, Path, Manifest]:
     directory.mkdir(exist_ok=True)
     archive, manifest_path = archive_paths(directory, "audit_remediation_p2026_01")
-    with archive_writer(archive) as writer:
-        for line in LINES:
-            writer.write_line(line)
+    writer = SegmentedArchiveWriter.resumed(archive=archive)
+    writer.write("".join(line + "\n" for line in LINES).encode(), rows=len(LINES), last_id=3)
+    last = writer.finish()[-1]
     manifest = Manifest(
         table="audit_remediation",
         partition="audit_remediation_p2026_01",
         starts=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         ends=dt.datetime(2026, 2, 1, tzinfo=dt.UTC),
-        row_count=writer.rows,
+        row_count=last.rows,
         archive=archive.name,
-        archive_sha256=writer.sha256,
-        archive_bytes=writer.size,
+        archive_sha256=last.sha256,
+        archive_bytes=last.end,
         created_at=dt.datetime(2026, 4, 1, tzinfo=dt.UTC),
     )
     manifest_write(manifest_path, manifest)
