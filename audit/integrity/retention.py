@@ -33,6 +33,7 @@ import datetime as dt
 import errno
 import filecmp
 import os
+import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,8 @@ from kubernaut_storage.database.partitioning import (
 #: the same rows on every run.
 FETCH_ROWS = 2000
 assert SEGMENT_ROWS % FETCH_ROWS == 0
+#: Batches fetched ahead of the one being compressed: memory stays a few batches.
+PIPELINE_BATCHES = 2
 #: The audit table of each audit kind, to clear that month's embedding backlog.
 _KIND_OF_TABLE = {f"audit_{kind.value}": kind for kind in AuditKind}
 
@@ -275,10 +278,39 @@ def _writer(*, partition: Partition, archive: Path, cursor: Any) -> SegmentedArc
 def _archive_write(
     *, partition: Partition, writer: SegmentedArchiveWriter, cursor: Any, on_rows: Callable[[int], None] | None
 ) -> None:
-    """Append the partition's rows after the writer's last id, FETCH_ROWS at a time.
+    """Append the partition's rows after the writer's last id, FETCH_ROWS at a time: the next
+    batch is fetched (PostgreSQL writing its lines) while this one is compressed and written.
 
     Not COPY: its text format doubles every backslash of the JSON (one per escaped quote), and
     it sends one message per row; one `bytea` per batch crosses the wire as it is."""
+    batches: queue.Queue[tuple[int, int, bytes] | BaseException | None] = queue.Queue(maxsize=PIPELINE_BATCHES)
+    stop = threading.Event()
+    fetcher = threading.Thread(
+        target=_batches_fetch,
+        kwargs={"partition": partition, "after_id": writer.last_id, "cursor": cursor, "out": batches, "stop": stop},
+        name=f"retention-fetch-{partition.name}",
+    )
+    fetcher.start()
+    try:
+        while (batch := batches.get()) is not None:
+            if isinstance(batch, BaseException):
+                raise batch
+            last_id, rows, lines = batch
+            writer.write(lines, rows=rows, last_id=last_id)
+            if on_rows is not None:
+                on_rows(rows)
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            batches.get_nowait()  # unblock a fetcher waiting to put
+        fetcher.join()
+
+
+def _batches_fetch(
+    *, partition: Partition, after_id: int, cursor: Any, out: queue.Queue[Any], stop: threading.Event
+) -> None:
+    """(last id, rows, lines) of each batch after `after_id` into `out`, then None (or the error).
+    The connection is this thread's alone until it ends: the caller only waits on `out`."""
     query = sql.SQL(
         "SELECT max(b.id), count(*), convert_to(string_agg(b.line, '' ORDER BY b.id), 'UTF8')"
         " FROM (SELECT p.id, {} || E'\\n' AS line FROM {} AS p WHERE p.id > %s ORDER BY p.id LIMIT %s) AS b"
@@ -286,20 +318,28 @@ def _archive_write(
         sql.SQL(canonical_sql(partition.table)),  # type: ignore[arg-type]
         sql.Identifier(partition.name),
     )
-    # A server-binding cursor on the same connection (and transaction), for binary results: the
-    # bytea arrives as its bytes, not as hex text (Django's client-side cursors cannot).
-    last_id = writer.last_id
-    with psycopg.Cursor(cursor.cursor.connection) as binary:
-        while True:
-            binary.execute(query, [last_id, FETCH_ROWS], binary=True)
-            batch = binary.fetchone()
-            assert batch is not None  # an aggregate: one row, even over no rows
-            batch_last_id, rows, lines = batch
-            if not rows:
-                return
-            writer.write(lines, rows=rows, last_id=batch_last_id)
-            last_id = batch_last_id
-            if on_rows is not None:
-                on_rows(rows)
-            if rows < FETCH_ROWS:
-                return
+    try:
+        # A server-binding cursor on the same connection (and transaction), for binary results:
+        # the bytea arrives as its bytes, not as hex text (Django's client-side cursors cannot).
+        with psycopg.Cursor(cursor.cursor.connection) as binary:
+            while not stop.is_set():
+                binary.execute(query, [after_id, FETCH_ROWS], binary=True)
+                batch = binary.fetchone()
+                assert batch is not None  # an aggregate: one row, even over no rows
+                last_id, rows, lines = batch
+                if not rows:
+                    break
+                _put(out, (last_id, rows, lines), stop)
+                after_id = last_id
+                if rows < FETCH_ROWS:
+                    break
+        _put(out, None, stop)
+    except BaseException as exc:  # handed to the writing thread, which raises it
+        _put(out, exc, stop)
+
+
+def _put(out: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(queue.Full):
+            out.put(item, timeout=0.5)
+            return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import hashlib
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kubernaut_integrity import archive_writing
 from kubernaut_integrity.archive import (
     ArchiveVerificationError,
     Manifest,
@@ -19,7 +21,7 @@ from kubernaut_integrity.archive import (
     manifest_verify,
     manifest_write,
 )
-from kubernaut_integrity.archive_writing import SegmentedArchiveWriter
+from kubernaut_integrity.archive_writing import SegmentedArchiveWriter, archive_segments_check
 from testutils.integrity_export import remediation_line
 
 LINES = [remediation_line(row_id, f"2026-01-0{row_id}T10:00:00.000000Z") for row_id in (1, 2, 3)]
@@ -70,3 +72,62 @@ def test_a_reread_that_counts_otherwise_fails(tmp_path: Path) -> None:
         archive_reread(path=archive, row_count=3, sha256=manifest.archive_sha256, expected_rows=4)
     with pytest.raises(ArchiveVerificationError, match="SHA-256"):
         archive_reread(path=archive, row_count=3, sha256="0" * 64, expected_rows=3)
+
+
+def _manifest_for(archive: Path, rows: int) -> Path:
+    data = archive.read_bytes()
+    manifest = Manifest(
+        table="audit_remediation",
+        partition="audit_remediation_p2026_01",
+        starts=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        ends=dt.datetime(2026, 2, 1, tzinfo=dt.UTC),
+        row_count=rows,
+        archive=archive.name,
+        archive_sha256=hashlib.sha256(data).hexdigest(),
+        archive_bytes=len(data),
+        created_at=dt.datetime(2026, 4, 1, tzinfo=dt.UTC),
+    )
+    _, manifest_path = archive_paths(archive.parent, "audit_remediation_p2026_01")
+    manifest_write(manifest_path, manifest)
+    return manifest_path
+
+
+def test_an_archive_of_several_segments_reads_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(archive_writing, "SEGMENT_ROWS", 1)
+    archive, _ = archive_paths(tmp_path, "audit_remediation_p2026_01")
+    writer = SegmentedArchiveWriter.resumed(archive=archive)
+    for number, line in enumerate(LINES, start=1):
+        writer.write(line.encode() + b"\n", rows=1, last_id=number)
+    segments = writer.finish()
+
+    assert len(segments) == 3
+    assert archive.read_bytes().count(b"\x1f\x8b\x08") >= 3  # three gzip members
+    assert list(archive_lines(archive)) == LINES
+    assert gzip.decompress(archive.read_bytes()).decode() == "".join(line + "\n" for line in LINES)
+    assert manifest_verify(_manifest_for(archive, 3)).row_count == 3
+
+
+def test_an_archive_written_before_segments_still_verifies(tmp_path: Path) -> None:
+    """One gzip member at level 9, as retention wrote archives before it wrote segments."""
+    archive, _ = archive_paths(tmp_path, "audit_remediation_p2026_01")
+    archive.write_bytes(gzip.compress("".join(line + "\n" for line in LINES).encode(), compresslevel=9, mtime=0))
+
+    assert list(archive_lines(archive)) == LINES
+    assert manifest_verify(_manifest_for(archive, 3)).row_count == 3
+
+
+def test_a_segment_that_is_not_what_the_database_sent_fails_the_check(tmp_path: Path) -> None:
+    archive, _ = archive_paths(tmp_path, "audit_remediation_p2026_01")
+    writer = SegmentedArchiveWriter.resumed(archive=archive)
+    writer.write("".join(line + "\n" for line in LINES).encode(), rows=3, last_id=3)
+    segments = writer.finish()
+    archive_segments_check(archive=archive, segments=segments, expected_rows=3)
+
+    forged = [dataclasses.replace(segments[0], lines_sha256="0" * 64)]
+    with pytest.raises(ArchiveVerificationError, match="not the lines the database sent"):
+        archive_segments_check(archive=archive, segments=forged, expected_rows=3)
+    with pytest.raises(ArchiveVerificationError, match="3 lines in the archive, 4 rows in the partition"):
+        archive_segments_check(archive=archive, segments=segments, expected_rows=4)
+    archive.write_bytes(archive.read_bytes()[:-4])
+    with pytest.raises(ArchiveVerificationError, match="shorter than its segment 1"):
+        archive_segments_check(archive=archive, segments=segments, expected_rows=3)
