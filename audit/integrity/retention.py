@@ -10,7 +10,7 @@ once (`partitions_retire`), each on its own connection and in its own transactio
 2. have PostgreSQL write its rows' canonical lines, FETCH_ROWS rows per query in id order,
    each batch one `bytea` already joined by newlines (so no Python work per row, and memory
    bounded by the batch whatever the partition's size), and append them to
-   `<partition>.jsonl.gz` in segments that are fsynced and journaled as they complete
+   `<partition>.jsonl.zst` in segments that are fsynced and journaled as they complete
    (`kubernaut_integrity.archive_writing`): a run that dies mid-archive is resumed by the
    next one after the last complete segment, once the database shows the same rows up to it;
 3. verify: re-read the file from disk, its SHA-256 and every segment's lines against what the

@@ -353,7 +353,7 @@ if REDIS_URL:
     CACHES["embeddings"] = embedding_redis_cache(REDIS_URL)
 
 # --- Auditors and operators -----------------------------------------------------------------
-# Where `audit_retention` writes partition archives (gzip JSON Lines) and their manifests.
+# Where `audit_retention` writes partition archives (Zstandard JSON Lines) and their manifests.
 AUDIT_ARCHIVE_DIR = Path(env.str("AUDIT_ARCHIVE_DIR", default=str(BASE_DIR / ".data" / "archives")))
 # The admin shows timestamps to the second, ISO-like (kubernaut_storage/formats/en/formats.py).
 FORMAT_MODULE_PATH = ["kubernaut_storage.formats"]

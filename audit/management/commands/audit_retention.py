@@ -19,7 +19,7 @@ class Command(BaseCommand):
     help = (
         "Archive every monthly partition of the audit tables and incident_embeddings that lies "
         "entirely before the month N months ago, then detach and drop it. Each partition is "
-        "written to <archive-dir>/<partition>.jsonl.gz (gzip JSON Lines, one row per line) with "
+        "written to <archive-dir>/<partition>.jsonl.zst (Zstandard JSON Lines, one row per line) with "
         "<partition>.manifest.json (table, partition, bounds, row count, SHA-256 of the archive, "
         "created at) and the seal files covering its rows (from AUDIT_SEAL_DIR); the archive is "
         "re-read and verified before the partition is dropped, in the transaction that locked it. "

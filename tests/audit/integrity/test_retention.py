@@ -4,7 +4,6 @@ lost, nothing is dropped before its archive is whole, and a resumed run reads on
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import io
 import json
 from pathlib import Path
@@ -31,6 +30,7 @@ from kubernaut_storage.database.partitioning import (
     partitioned_tables,
 )
 from testutils.admin_rows import bulk_remediations
+from testutils.integrity_export import zstd_decompress
 
 ROWS = 25
 
@@ -127,7 +127,7 @@ def test_the_resumed_archive_is_the_bytes_of_an_uninterrupted_one(old_remediatio
     _retire(partition, tmp_path / "a", tmp_path / "seals")
 
     assert interrupted.read_bytes() == whole.read_bytes()
-    assert gzip.decompress(whole.read_bytes()).count(b"\n") == ROWS
+    assert zstd_decompress(whole.read_bytes()).count(b"\n") == ROWS
 
 
 @pytest.mark.django_db
