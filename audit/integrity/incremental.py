@@ -28,6 +28,7 @@ from typing import Any
 from audit.integrity.stored_seals import last_seal
 from audit.integrity.verification import VerifyReport, audit_verify
 from audit.models import AuditSeal, AuditVerification
+from kubernaut_integrity.findings import UNSEALED_LAG
 
 #: Consecutive seals checked together in the sample: an hour of 60-s windows.
 BLOCK_SEALS = 60
@@ -95,8 +96,12 @@ def audit_verify_incremental(
     report = VerifyReport()
     # New windows: from the first seal after `through` to now (with the unsealed-lag check).
     new_from = _window_start(through + 1) if through < head_sequence else None
+    new_windows_clean = True
     if previous is None or new_from is not None:
-        _merge(report, verify(time_from=new_from, time_to=None, now=now, **verify_arguments))
+        new = verify(time_from=new_from, time_to=None, now=now, **verify_arguments)
+        # Seals late is about sealing, not about the windows checked: it does not keep them due.
+        new_windows_clean = all(finding.kind == UNSEALED_LAG for finding in new.findings)
+        _merge(report, new)
     elif head is not None:
         # Nothing sealed since: still report windows left unsealed too long.
         _merge(report, verify(time_from=head.window_end, time_to=None, now=now, **verify_arguments))
@@ -111,7 +116,7 @@ def audit_verify_incremental(
     cursor += min(share, 1.0)
     if cursor >= 1.0:
         cursor, salt = cursor % 1.0, secrets.token_hex(16)  # a new sweep, in a new order
-    checked_through = head_sequence if report.clean else through
+    checked_through = head_sequence if new_windows_clean else through
     return report, Progress(sealed_through=checked_through, cursor=cursor, salt=salt)
 
 

@@ -120,3 +120,15 @@ def test_a_changed_new_row_keeps_being_reported(history):
 
     assert not first[0]
     assert not second[0]  # the new windows stay due until they verify
+
+
+def test_sealing_late_does_not_keep_the_checked_windows_due(history):
+    history["arguments"]["max_lag_seconds"] = 0
+    now = timezone.now() + dt.timedelta(hours=1)  # the windows since the last seal are late
+
+    clean, _, findings = _run(history, now)
+
+    assert not clean
+    assert {finding.kind for finding in findings} == {"unsealed_lag"}
+    head = AuditSeal.objects.order_by("-sequence").first()
+    assert AuditVerification.objects.get().progress["sealed_through"] == head.sequence
