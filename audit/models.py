@@ -269,6 +269,17 @@ class AuditVerification(models.Model):
     findings = models.IntegerField()
     rows = models.BigIntegerField()
     seals = models.IntegerField()
+    incremental = models.BooleanField(
+        default=False,
+        db_default=False,  # so that a job still running the code before this column inserts its row
+        help_text="An incremental run: the newly sealed windows and a share of the old ones.",
+    )
+    progress = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Where incremental verification stands, for the next incremental run "
+        "(audit/integrity/incremental.py): the last seal checked and the rotating sample's position.",
+    )
 
     class Meta:
         db_table = "audit_verifications"

@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         return evidence_main(arguments_given[1:])
     parser = argparse.ArgumentParser(
         prog="python -m kubernaut_integrity",
-        description="Verify audit archives (<partition>.jsonl.gz + .manifest.json) against the Ed25519-signed "
-        "seal files beside them, with nothing but the trusted public key(s). Needs only Python and cryptography.",
+        description="Verify audit archives (<partition>.jsonl.zst or .jsonl.gz + .manifest.json) against the "
+        "Ed25519-signed seal files beside them, with nothing but the trusted public key(s). Needs only Python, "
+        "cryptography and zstandard.",
         epilog="An evidence bundle of one correlation id: python -m kubernaut_integrity evidence --help",
     )
     parser.add_argument("directory", type=Path, help="the directory holding the archives, manifests and seal-*.json")

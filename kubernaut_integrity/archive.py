@@ -1,16 +1,22 @@
-"""The retention archive of one partition and its manifest: written here, read here.
+"""The retention archive of one partition and its manifest: the format, and reading it.
 
-- `<partition>.jsonl.gz`: one line per row in id order, each the row's canonical form
-  (`canonical.py`), i.e. exactly the bytes its seal hashed; gzip without a file name and with
-  mtime 0, so the same rows always give the same bytes.
+- the archive: one line per row in id order, each the row's canonical form (`canonical.py`),
+  i.e. exactly the bytes its seal hashed, compressed in one of two formats, both read here:
+  - `jsonl+zstd`, `<partition>.jsonl.zst`, written since retention wrote in segments: one
+    Zstandard frame (level 1, with its content checksum) per segment of rows;
+  - `jsonl+gzip`, `<partition>.jsonl.gz`, the archives written before: one gzip member (level
+    9, no file name, mtime 0).
+  Either way the same rows give the same bytes, and several frames or members read as one
+  stream.
 - `<partition>.manifest.json` beside it: table, partition, bounds, row count, the archive's
   SHA-256 and size, the format and when it was made.
 
-`audit_retention` streams a partition's lines into `archive_writer` and checks the result with
-`archive_reread` before it drops anything; `archive_verification.py` (the standalone verifier)
-and `audit_archive_verify` read archives back with `manifest_read` and `archive_lines`. Those
-readers take archives and manifests as hostile input: bounded in size, checked member by
-member, and any fault is an ArchiveVerificationError naming it, never another exception.
+`audit_retention` writes archives with `archive_writing.py` and checks each before it drops
+anything; `archive_verification.py` (the standalone verifier) and `audit_archive_verify` read
+archives back with `manifest_read` and `archive_lines`. Those readers take archives and
+manifests as hostile input: bounded in size, checked member by member, and any fault is an
+ArchiveVerificationError naming it, never another exception. (A stream cut at a frame or member
+boundary reads as a shorter whole: the manifest's SHA-256 and size, checked first, find it.)
 """
 
 from __future__ import annotations
@@ -18,20 +24,25 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
+import io
 import json
+import os
 import re
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kubernaut_integrity.canonical import SEALED_TABLES, timestamp_parse
-from kubernaut_integrity.files import FileRefusedError, atomic_file, atomic_write, open_regular, read_bounded
+import zstandard
 
-ARCHIVE_FORMAT = "jsonl+gzip"
-ARCHIVE_SUFFIX = ".jsonl.gz"
+from kubernaut_integrity.canonical import SEALED_TABLES, timestamp_parse
+from kubernaut_integrity.files import FileRefusedError, atomic_write, open_regular, read_bounded
+
+#: Each format the readers know, and the suffix of its archives.
+ARCHIVE_FORMATS = {"jsonl+zstd": ".jsonl.zst", "jsonl+gzip": ".jsonl.gz"}
+#: The format retention writes.
+ARCHIVE_FORMAT = "jsonl+zstd"
 MANIFEST_SUFFIX = ".manifest.json"
 #: A manifest is ten short members, about 500 bytes.
 MANIFEST_MAX_BYTES = 64 * 1024
@@ -40,6 +51,9 @@ MANIFEST_MAX_BYTES = 64 * 1024
 #: from the payload) with jsonb's spacing, about 3 MiB at most; 8 MiB leaves room for a raised
 #: body limit while one line is all a hostile archive can make a verifier hold.
 LINE_MAX_BYTES = 8 * 1024 * 1024
+#: The largest Zstandard window a reader accepts: level 1 uses 512 KiB; 8 MiB is zstd's default
+#: limit for what a decoder must support, and all the memory a hostile frame can make it take.
+ZSTD_MAX_WINDOW = 8 * 1024 * 1024
 _CHUNK = 1 << 20
 _PARTITION = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -60,6 +74,7 @@ class Manifest:
     archive_sha256: str
     archive_bytes: int
     created_at: dt.datetime
+    format: str = ARCHIVE_FORMAT
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -70,7 +85,7 @@ class Manifest:
             "archive": self.archive,
             "archive_sha256": self.archive_sha256,
             "archive_bytes": self.archive_bytes,
-            "format": ARCHIVE_FORMAT,
+            "format": self.format,
             "created_at": self.created_at.isoformat(),
         }
 
@@ -89,10 +104,11 @@ class Manifest:
                 archive_sha256=document["archive_sha256"],
                 archive_bytes=document["archive_bytes"],
                 created_at=timestamp_parse(document["created_at"]),
+                format=document.get("format"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ArchiveVerificationError(f"not a manifest: {exc!r}"[:200]) from None
-        if document.get("format") != ARCHIVE_FORMAT:
+        if document.get("format") not in ARCHIVE_FORMATS:
             raise ArchiveVerificationError(f"format {ascii(document.get('format'))[:80]} unknown")
         problem = manifest._problem()
         if problem is not None:
@@ -104,8 +120,9 @@ class Manifest:
             return "no sealed table"
         if not isinstance(self.partition, str) or _PARTITION.fullmatch(self.partition) is None:
             return "no partition name"
-        if self.archive != self.partition + ARCHIVE_SUFFIX:
-            return f"the archive is not {self.partition}{ARCHIVE_SUFFIX}"
+        suffix = ARCHIVE_FORMATS[self.format]
+        if self.archive != self.partition + suffix:
+            return f"the archive is not {self.partition}{suffix}"
         if not self.starts < self.ends:
             return "empty or inverted bounds"
         if not all(type(count) is int and count >= 0 for count in (self.row_count, self.archive_bytes)):
@@ -115,9 +132,12 @@ class Manifest:
         return None
 
 
-def archive_paths(directory: Path, partition: str) -> tuple[Path, Path]:
-    """The archive and the manifest of `partition` in `directory`."""
-    return directory / f"{partition}{ARCHIVE_SUFFIX}", directory / f"{partition}{MANIFEST_SUFFIX}"
+def archive_paths(directory: Path, partition: str, archive_format: str = ARCHIVE_FORMAT) -> tuple[Path, Path]:
+    """The archive (in `archive_format`) and the manifest of `partition` in `directory`."""
+    return (
+        directory / f"{partition}{ARCHIVE_FORMATS[archive_format]}",
+        directory / f"{partition}{MANIFEST_SUFFIX}",
+    )
 
 
 def manifest_write(path: Path, manifest: Manifest) -> None:
@@ -131,57 +151,6 @@ def manifest_read(path: Path) -> Manifest:
     except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the interpreter allows
         raise ArchiveVerificationError(f"not a manifest: {str(exc)[:200]}") from None
     return Manifest.from_json(document)
-
-
-# --- writing ---------------------------------------------------------------------------------
-
-
-class _HashingWriter:
-    """A binary file that hashes and counts what is written through it."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self.file = file
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self.file.write(data)
-
-    def flush(self) -> None:
-        self.file.flush()
-
-
-class ArchiveWriter:
-    """Compresses canonical lines into an archive, hashing and counting the bytes as they are
-    written; `rows`, `sha256` and `size` are final once `archive_writer`'s block has ended."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self._hashing = _HashingWriter(file)
-        self._compressed = gzip.GzipFile(filename="", mode="wb", fileobj=self._hashing, mtime=0)  # type: ignore[arg-type]
-        self.rows = 0
-
-    def write_line(self, line: str) -> None:
-        self._compressed.write(line.encode("utf-8") + b"\n")
-        self.rows += 1
-
-    @property
-    def sha256(self) -> str:
-        return self._hashing.sha256.hexdigest()
-
-    @property
-    def size(self) -> int:
-        return self._hashing.size
-
-
-@contextmanager
-def archive_writer(path: Path) -> Iterator[ArchiveWriter]:
-    """An archive at `path`, whole or not at all (`files.atomic_file`)."""
-    with atomic_file(path) as file:
-        writer = ArchiveWriter(file)
-        with writer._compressed:  # its trailer is written before the file is synced and renamed
-            yield writer
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -201,21 +170,73 @@ def archive_digest(path: Path) -> tuple[str, int]:
 
 
 def archive_lines(path: Path) -> Iterator[str]:
-    """The archive's lines, without their newline, each read with a bound (LINE_MAX_BYTES).
-    Raises ArchiveVerificationError for a file that is not whole gzip, a line too long and a
-    line that is not UTF-8."""
+    """The archive's lines, without their newline, each read with a bound (LINE_MAX_BYTES); the
+    format is the file's suffix. Raises ArchiveVerificationError for a file that is not whole
+    gzip or Zstandard, a line too long and a line that is not UTF-8."""
     number = 0
+    zstd = path.name.endswith(ARCHIVE_FORMATS["jsonl+zstd"])
     try:
-        with open_regular(path) as file, gzip.GzipFile(fileobj=file, mode="rb") as compressed:
-            while line := compressed.readline(LINE_MAX_BYTES + 1):
+        with open_regular(path) as file, _decompressed(file, zstd=zstd) as lines:
+            while line := lines.readline(LINE_MAX_BYTES + 1):
                 number += 1
                 if len(line) > LINE_MAX_BYTES:
                     raise ArchiveVerificationError(f"{path.name}: line {number} is longer than {LINE_MAX_BYTES} bytes")
                 yield line.decode().removesuffix("\n")
     except UnicodeDecodeError:
         raise ArchiveVerificationError(f"{path.name}: line {number} is not UTF-8") from None
-    except (FileRefusedError, OSError, EOFError, zlib.error) as exc:
-        raise ArchiveVerificationError(f"{path.name}: not a whole gzip file ({exc})") from None
+    except (FileRefusedError, OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+        kind = "Zstandard" if zstd else "gzip"
+        raise ArchiveVerificationError(f"{path.name}: not a whole {kind} file ({exc})") from None
+
+
+def _decompressed(file: BinaryIO, *, zstd: bool) -> BinaryIO:
+    """`file` decompressed, read a buffer at a time (memory bounded whatever a frame claims)."""
+    if zstd:
+        _zstd_frames_check(file)
+        reader = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(
+            file, read_across_frames=True
+        )
+        return io.BufferedReader(reader)  # type: ignore[arg-type]
+    return gzip.GzipFile(fileobj=file, mode="rb")  # type: ignore[return-value]
+
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_FCS_BYTES = (0, 2, 4, 8)  # by Frame_Content_Size_flag (0: 1 byte with Single_Segment_flag)
+_DICTIONARY_ID_BYTES = (0, 1, 2, 4)
+
+
+def _zstd_frames_check(file: BinaryIO) -> None:
+    """That `file` is whole Zstandard frames and nothing else, walked by their headers (RFC 8878
+    3.1.1) without decompressing: the stream reader takes a file cut short, even mid-frame, for
+    a shorter whole. Raises zstandard.ZstdError. Leaves the file at its start."""
+    size = os.fstat(file.fileno()).st_size
+    position = 0
+    while position < size:
+        file.seek(position)
+        header = file.read(6)
+        if len(header) < 5 or header[:4] != _ZSTD_MAGIC:
+            raise zstandard.ZstdError(f"no Zstandard frame at byte {position}")
+        descriptor = header[4]
+        if descriptor & 0x08:
+            raise zstandard.ZstdError(f"reserved bit set in the frame at byte {position}")
+        single_segment = bool(descriptor & 0x20)
+        fcs = _FCS_BYTES[descriptor >> 6] or (1 if single_segment else 0)
+        position += 5 + (0 if single_segment else 1) + _DICTIONARY_ID_BYTES[descriptor & 0x03] + fcs
+        last = False
+        while not last:
+            file.seek(position)
+            block = file.read(3)
+            if len(block) < 3:
+                raise zstandard.ZstdError(f"a frame cut short at byte {position}")
+            value = int.from_bytes(block, "little")
+            last, kind, block_size = bool(value & 1), (value >> 1) & 0x03, value >> 3
+            if kind == 3:
+                raise zstandard.ZstdError(f"a reserved block type at byte {position}")
+            position += 3 + (1 if kind == 1 else block_size)
+        position += 4 if descriptor & 0x04 else 0
+    if position != size:
+        raise zstandard.ZstdError(f"a frame cut short at byte {size}")
+    file.seek(0)
 
 
 def archive_problem(manifest: Manifest, directory: Path) -> str | None:

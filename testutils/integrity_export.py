@@ -8,10 +8,13 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import zstandard
 
 from kubernaut_integrity.canonical import SEALED_TABLES
 from kubernaut_integrity.keys import key_pair_write, private_key_load
@@ -103,3 +106,12 @@ def export_write(directory: Path, *, rows: int = 3) -> Export:
 def junk_leaves(count: int) -> str:
     """Base64 of `count` well-formed leaves that belong to no row."""
     return base64.b64encode(b"".join(row_id.to_bytes(8, "big") + b"\x5a" * 32 for row_id in range(count))).decode()
+
+
+def zstd_decompress(data: bytes) -> bytes:
+    """The whole content of a Zstandard stream of any number of frames (a retention archive)."""
+    return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read()
+
+
+def zstd_compress(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor(level=1, write_checksum=True).compress(data)

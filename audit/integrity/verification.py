@@ -15,8 +15,9 @@ from django.db import connection, transaction
 
 from audit.integrity.log_verification import LogTrust, seal_log_check
 from audit.integrity.metrics import seal_lag
-from audit.integrity.sealed_rows import WindowRows, earliest_recorded_at, rows_by_window
+from audit.integrity.sealed_rows import RowsPrefetch, WindowRows, earliest_recorded_at, rows_by_window
 from audit.integrity.stored_seals import last_seal, seal_before, seals_in_range, signed_seal
+from audit.models import AuditSeal
 from kubernaut_integrity.archive import archive_paths
 from kubernaut_integrity.canonical import SEALED_TABLES
 from kubernaut_integrity.findings import (
@@ -61,9 +62,13 @@ def audit_verify(
     now: dt.datetime,
     on_rows: Callable[[int], None] | None = None,
     log_trust: LogTrust | None = None,
+    workers: int = 1,
 ) -> VerifyReport:
     """Verify the seals whose windows overlap [time_from, time_to) (default: all) and their rows;
-    with `log_trust` and no range, the whole seal log too (`log_verification.py`)."""
+    with `log_trust` and no range, the whole seal log too (`log_verification.py`).
+
+    The rows are hashed on `workers` connections in this run's snapshot; inside a caller's
+    transaction (whose rows other connections cannot see) on this one only."""
     started = time.perf_counter()
     report = VerifyReport()
     outermost = not connection.in_atomic_block
@@ -72,28 +77,26 @@ def audit_verify(
             # One snapshot for the seals and the rows: REPEATABLE READ, read-only.
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        stored = list(seals_in_range(time_from, time_to).only("sequence", "body", "signature"))
-        before = seal_before(stored[0].sequence) if stored else None
-        if before is not None and not well_formed(before):
-            before = None  # the chain shows a gap here; the seal's own fault is found with its range
-        database = {row.sequence: signed_seal(row) for row in stored}
-        report.seals = len(database)
-        checked, findings = seals_check(database.values(), trusted)
-        report.findings += findings
-        report.findings += chain_check(checked, before=before)
-        anchored = _anchored(seal_dir, database, time_from, time_to, trusted)
-        report.findings += anchored.findings
-        reference = _reference_seals(database, set(checked), anchored, report.findings)
-        if reference:
-            report.rows = _rows_check(
-                reference=reference,
-                anchored=anchored.files,
+        stored = list(
+            seals_in_range(time_from, time_to).only("sequence", "body", "signature", "window_start", "window_end")
+        )
+        prefetch = _rows_prefetch(stored, time_from, time_to, workers) if outermost and workers > 1 else None
+        try:
+            _seals_and_rows_check(
+                report=report,
+                stored=stored,
+                trusted=trusted,
+                seal_dir=seal_dir,
                 archive_dir=archive_dir,
                 time_from=time_from,
                 time_to=time_to,
-                findings=report.findings,
                 on_rows=on_rows,
+                workers=workers if outermost else 1,
+                prefetch=prefetch,
             )
+        finally:
+            if prefetch is not None:
+                prefetch.close()
         if time_to is None:
             last = last_seal()
             lag = seal_lag(
@@ -111,6 +114,62 @@ def audit_verify(
             report.findings += seal_log_check(trust=log_trust, seal_dir=seal_dir)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _seals_and_rows_check(
+    *,
+    report: VerifyReport,
+    stored: list[AuditSeal],
+    trusted: Mapping[str, Ed25519PublicKey],
+    seal_dir: Path | None,
+    archive_dir: Path,
+    time_from: dt.datetime | None,
+    time_to: dt.datetime | None,
+    on_rows: Callable[[int], None] | None,
+    workers: int,
+    prefetch: RowsPrefetch | None,
+) -> None:
+    """The seals on their own, their chain and their copies outside the database, then the rows
+    of their windows against them."""
+    before = seal_before(stored[0].sequence) if stored else None
+    if before is not None and not well_formed(before):
+        before = None  # the chain shows a gap here; the seal's own fault is found with its range
+    database = {row.sequence: signed_seal(row) for row in stored}
+    report.seals = len(database)
+    checked, findings = seals_check(database.values(), trusted)
+    report.findings += findings
+    report.findings += chain_check(checked, before=before)
+    anchored = _anchored(seal_dir, database, time_from, time_to, trusted)
+    report.findings += anchored.findings
+    reference = _reference_seals(database, set(checked), anchored, report.findings)
+    if reference:
+        report.rows = _rows_check(
+            reference=reference,
+            anchored=anchored.files,
+            archive_dir=archive_dir,
+            time_from=time_from,
+            time_to=time_to,
+            findings=report.findings,
+            on_rows=on_rows,
+            workers=workers,
+            prefetch=prefetch,
+        )
+
+
+def _rows_prefetch(
+    stored: list[AuditSeal], time_from: dt.datetime | None, time_to: dt.datetime | None, workers: int
+) -> RowsPrefetch | None:
+    """The rows the check will most likely need, hashed while the seals are checked: the range
+    `_rows_check` computes, from the stored windows (not yet checked; if the signed ones span
+    more, `rows_by_window` reads the rows itself)."""
+    if not stored:
+        return None
+    first_start = min(seal.window_start for seal in stored)
+    last_end = max(seal.window_end for seal in stored)
+    earliest = earliest_recorded_at() or first_start
+    start = time_from if time_from is not None and time_from >= first_start else min(earliest, first_start)
+    end = min(time_to, last_end) if time_to is not None else last_end
+    return RowsPrefetch(start=start, end=end, workers=workers) if start < end else None
 
 
 def _anchored(
@@ -173,16 +232,20 @@ def _rows_check(
     time_to: dt.datetime | None,
     findings: list[Finding],
     on_rows: Callable[[int], None] | None,
+    workers: int,
+    prefetch: RowsPrefetch | None,
 ) -> int:
     seals = [reference[sequence] for sequence in sorted(reference)]
     index = WindowIndex.of_seals(seals)
     first_start = dt.datetime.fromisoformat(index.starts[0].replace("Z", "+00:00"))
     last_end = dt.datetime.fromisoformat(max(index.ends).replace("Z", "+00:00"))
-    # Rows before the first seal are checked too (none may exist) unless a range starts later.
+    # Rows before the first seal are checked too (none may exist) unless a range starts there or later.
     earliest = earliest_recorded_at() or first_start
-    start = time_from if time_from is not None and time_from > first_start else min(earliest, first_start)
+    start = time_from if time_from is not None and time_from >= first_start else min(earliest, first_start)
     end = min(time_to, last_end) if time_to is not None else last_end
-    by_window, outside = rows_by_window(windows=index, start=start, end=end, on_rows=on_rows)
+    by_window, outside = rows_by_window(
+        windows=index, start=start, end=end, on_rows=on_rows, workers=workers, prefetched=prefetch
+    )
     rows = sum(len(leaves) for window in by_window.values() for leaves in window.leaves.values()) + len(outside)
     for row in outside:
         findings.append(

@@ -379,7 +379,7 @@ if REDIS_URL:
     CACHES["embeddings"] = embedding_redis_cache(REDIS_URL)
 
 # --- Auditors and operators -----------------------------------------------------------------
-# Where `audit_retention` writes partition archives (gzip JSON Lines) and their manifests.
+# Where `audit_retention` writes partition archives (Zstandard JSON Lines) and their manifests.
 AUDIT_ARCHIVE_DIR = Path(env.str("AUDIT_ARCHIVE_DIR", default=str(BASE_DIR / ".data" / "archives")))
 # The admin shows timestamps to the second, ISO-like (kubernaut_storage/formats/en/formats.py).
 FORMAT_MODULE_PATH = ["kubernaut_storage.formats"]
@@ -409,6 +409,8 @@ AUDIT_SEAL_PRIVATE_KEY_FILE = env.str("AUDIT_SEAL_PRIVATE_KEY_FILE", default="")
 AUDIT_SEAL_PUBLIC_KEY_FILES = env.list("AUDIT_SEAL_PUBLIC_KEY_FILES", default=[])
 # `audit_verify` reports a closed window still unsealed this long after it ended.
 AUDIT_SEAL_MAX_LAG_SECONDS = env.int("AUDIT_SEAL_MAX_LAG_SECONDS", default=900)
+# `audit_verify --incremental` checks all sealed history again over this many days.
+AUDIT_VERIFY_PERIOD_DAYS = env.float("AUDIT_VERIFY_PERIOD_DAYS", default=30.0)
 
 # --- The seal log: checkpoints, time anchors, witnesses (docs/INTEGRITY.md) -------------------
 # The log's name in its checkpoints and the name of its note keys: one per deployment, e.g.

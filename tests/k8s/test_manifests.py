@@ -40,6 +40,7 @@ PERIODIC_COMMANDS = {
     "embeddings_index_build": "embeddings",
     "embeddings_backfill": "audit",
     "audit_seal": "audit",
+    "audit_verify": "audit",
 }
 # Destructive commands act only with --yes: a CronJob without it would only ever plan.
 NEEDS_YES = {"audit_retention", "idempotency_keys_prune", "events_dedupe_prune"}

@@ -1,5 +1,5 @@
-"""kubernaut_integrity stands alone: a third party runs it with Python, `cryptography` and
-`rfc3161-client` only, no Django, no database driver, nothing of the service.
+"""kubernaut_integrity stands alone: a third party runs it with Python, `cryptography`,
+`rfc3161-client` and `zstandard` only, no Django, no database driver, nothing of the service.
 
 Checked in a fresh interpreter that imports every module of the package one after the other,
 noting what each one loads first, since this test process has Django and the whole project
@@ -15,8 +15,9 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 #: Top-level modules besides the standard library that kubernaut_integrity may load: itself,
-#: `cryptography` with the native modules it loads, and `rfc3161_client` (time anchors).
-ALLOWED = {"kubernaut_integrity", "cryptography", "_cffi_backend", "_openssl", "cffi", "rfc3161_client"}
+#: `cryptography` with the native modules it loads, `rfc3161_client` (time anchors) and
+#: `zstandard` (the archives).
+ALLOWED = {"kubernaut_integrity", "cryptography", "_cffi_backend", "_openssl", "cffi", "rfc3161_client", "zstandard"}
 
 IMPORT_EVERY_MODULE = """
 import importlib, json, pkgutil, sys

@@ -17,7 +17,7 @@ from kubernaut_integrity.seal_files import seal_files
 
 class Command(BaseCommand):
     help = (
-        "Verify partition archives against their manifests: the SHA-256 of each .jsonl.gz file, "
+        "Verify partition archives against their manifests: the SHA-256 of each .jsonl.zst (or older .jsonl.gz) file, "
         "that every line is JSON, and that the line count equals the manifest's row_count. With trusted "
         "public keys (--public-key, or AUDIT_SEAL_PUBLIC_KEY_FILES), every archived row is also checked "
         "against the signed seal files beside the archives, naming each modified, deleted or inserted "

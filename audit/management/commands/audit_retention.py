@@ -11,7 +11,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 from tqdm import tqdm
 
-from audit.integrity.retention import expired_partitions, partition_retire, retention_cutoff
+from audit.integrity.retention import expired_partitions, partitions_retire, retention_cutoff
 from kubernaut_integrity.archive import ArchiveVerificationError, archive_paths
 
 
@@ -19,11 +19,13 @@ class Command(BaseCommand):
     help = (
         "Archive every monthly partition of the audit tables and incident_embeddings that lies "
         "entirely before the month N months ago, then detach and drop it. Each partition is "
-        "written to <archive-dir>/<partition>.jsonl.gz (gzip JSON Lines, one row per line) with "
+        "written to <archive-dir>/<partition>.jsonl.zst (Zstandard JSON Lines, one row per line) with "
         "<partition>.manifest.json (table, partition, bounds, row count, SHA-256 of the archive, "
         "created at) and the seal files covering its rows (from AUDIT_SEAL_DIR); the archive is "
         "re-read and verified before the partition is dropped, in the transaction that locked it. "
-        "The current month and newer are never touched. Without --yes it only prints the plan."
+        "--parallel partitions are retired at once, each on its own database connection. A run that "
+        "stops mid-archive leaves <partition>.journal.json: the next run goes on from the last complete "
+        "segment. The current month and newer are never touched. Without --yes it only prints the plan."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -47,6 +49,14 @@ class Command(BaseCommand):
             metavar="SECONDS",
             help="give up on a partition whose locks are not granted within this time (default 10)",
         )
+        parser.add_argument(
+            "--parallel",
+            type=int,
+            default=2,
+            metavar="N",
+            help="partitions retired at once, each on its own connection (default 2: one per core here, "
+            "PostgreSQL writing the lines and this process compressing them)",
+        )
         parser.add_argument("--yes", action="store_true", help="really archive and drop (default: dry run)")
 
     def handle(
@@ -55,11 +65,14 @@ class Command(BaseCommand):
         older_than: int,
         archive_dir: Path | None,
         lock_timeout: float,
+        parallel: int,
         yes: bool,
         **options: Any,
     ) -> None:
         if older_than < 1:
             raise CommandError("--older-than must be at least 1 month")
+        if parallel < 1:
+            raise CommandError("--parallel must be at least 1")
         archive_dir = archive_dir or Path(settings.AUDIT_ARCHIVE_DIR)
         now = timezone.now()
         cutoff = retention_cutoff(now=now, older_than_months=older_than)
@@ -84,33 +97,36 @@ class Command(BaseCommand):
             )
             return
 
-        retired = 0
-        for stats in expired:
-            partition = stats.partition
-            with tqdm(
-                total=stats.estimated_rows or None,
-                unit="rows",
-                desc=partition.name,
-                file=self.stderr,
-                disable=None,  # only on a terminal
-            ) as progress:
-                try:
-                    manifest = partition_retire(
-                        partition=partition,
-                        archive_dir=archive_dir,
-                        seal_dir=Path(settings.AUDIT_SEAL_DIR),
-                        now=now,
-                        lock_timeout_s=lock_timeout,
-                        on_rows=progress.update,
-                    )
-                except ArchiveVerificationError as exc:
-                    raise CommandError(f"{partition.name} kept: archive verification failed: {exc}") from exc
-                except DatabaseError as exc:
-                    # A lock not granted in time, typically: the partition is untouched; rerun later.
-                    raise CommandError(f"{partition.name} kept: {exc}") from exc
-            retired += 1
-            self.stdout.write(
-                f"retired {partition.name}: {manifest.row_count} rows, sha256 {manifest.archive_sha256}, "
-                f"{manifest.archive_bytes} bytes"
+        with tqdm(
+            total=sum(stats.estimated_rows for stats in expired) or None,
+            unit="rows",
+            file=self.stderr,
+            disable=None,  # only on a terminal
+        ) as progress:
+            outcomes = partitions_retire(
+                partitions=[stats.partition for stats in expired],
+                workers=parallel,
+                archive_dir=archive_dir,
+                seal_dir=Path(settings.AUDIT_SEAL_DIR),
+                now=now,
+                lock_timeout_s=lock_timeout,
+                on_rows=progress.update,
             )
+        kept: list[str] = []
+        for partition, outcome in outcomes:
+            if isinstance(outcome, ArchiveVerificationError):
+                kept.append(f"{partition.name} kept: archive verification failed: {outcome}")
+            elif isinstance(outcome, DatabaseError):
+                # A lock not granted in time, typically: the partition is untouched; rerun later.
+                kept.append(f"{partition.name} kept: {outcome}")
+            elif isinstance(outcome, Exception):
+                raise outcome
+            else:
+                self.stdout.write(
+                    f"retired {partition.name}: {outcome.row_count} rows, sha256 {outcome.archive_sha256}, "
+                    f"{outcome.archive_bytes} bytes"
+                )
+        retired = len(outcomes) - len(kept)
+        if kept:
+            raise CommandError(f"{retired} partition(s) retired; " + "; ".join(kept))
         self.stdout.write(self.style.SUCCESS(f"{retired} partition(s) archived, verified, detached and dropped."))

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
+from audit.integrity.incremental import Progress, audit_verify_incremental
 from audit.integrity.log_verification import LogTrust
 from audit.integrity.stored_seals import seals_in_range
 from audit.integrity.verification import audit_verify
@@ -43,6 +44,9 @@ class Command(BaseCommand):
         "AUDIT_SEAL_DIR (signed by a --log-key, with the root the rebuilt log has at its size: one that "
         "differs is a rewritten history, named with both sizes), their RFC 3161 anchors (against "
         "--tsa-root) and witness cosignatures (AUDIT_WITNESSES). "
+        "With --incremental (the CronJob): only the windows sealed since the last incremental run, "
+        "and a rotating random share of the older ones, so that all history is checked again every "
+        "AUDIT_VERIFY_PERIOD_DAYS; where it stands is kept in audit_verifications. "
         "Exit status 1 on any finding, 0 when clean. "
         "Read-only, apart from recording the outcome for the metrics."
     )
@@ -56,6 +60,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--seal-dir", type=Path, default=None, help=f"default AUDIT_SEAL_DIR ({settings.AUDIT_SEAL_DIR})"
         )
+        parser.add_argument(
+            "--incremental",
+            action="store_true",
+            help="the windows sealed since the last incremental run and the share of older ones due now",
+        )
+        parser.add_argument(
+            "--parallel",
+            type=int,
+            default=2,
+            metavar="N",
+            help="database connections hashing the rows side by side, in one snapshot (default 2)",
+        )
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
 
@@ -68,6 +84,8 @@ class Command(BaseCommand):
         log_keys: list[str] | None,
         tsa_roots: list[Path] | None,
         seal_dir: Path | None,
+        incremental: bool,
+        parallel: int,
         json: bool,
         no_progress: bool,
         **options: Any,
@@ -81,28 +99,41 @@ class Command(BaseCommand):
             raise CommandError(f"cannot load a public key: {exc}") from exc
         log_trust = self._log_trust(log_keys, tsa_roots)
         seal_dir = seal_dir or Path(settings.AUDIT_SEAL_DIR)
-        expected = seals_in_range(time_from, time_to).values_list("row_count", flat=True)
-        with tqdm(
-            total=sum(expected) or None, unit="rows", file=self.stderr, disable=True if no_progress or json else None
-        ) as progress:
-            report = audit_verify(
-                trusted=trusted,
-                seal_dir=seal_dir if seal_dir.is_dir() else None,
-                archive_dir=Path(settings.AUDIT_ARCHIVE_DIR),
-                window_seconds=settings.AUDIT_SEAL_WINDOW_SECONDS,
-                max_lag_seconds=settings.AUDIT_SEAL_MAX_LAG_SECONDS,
-                time_from=time_from,
-                time_to=time_to,
-                now=timezone.now(),
-                on_rows=progress.update,
-                log_trust=log_trust,
+        if incremental and (time_from is not None or time_to is not None):
+            raise CommandError("--incremental checks what is due itself: no --from or --to")
+        arguments: dict[str, Any] = {
+            "trusted": trusted,
+            "seal_dir": seal_dir if seal_dir.is_dir() else None,
+            "archive_dir": Path(settings.AUDIT_ARCHIVE_DIR),
+            "window_seconds": settings.AUDIT_SEAL_WINDOW_SECONDS,
+            "max_lag_seconds": settings.AUDIT_SEAL_MAX_LAG_SECONDS,
+            "log_trust": log_trust,
+            "workers": max(1, parallel),
+        }
+        progress: Progress | None = None
+        if incremental:
+            report, progress = audit_verify_incremental(
+                period=dt.timedelta(days=settings.AUDIT_VERIFY_PERIOD_DAYS), now=timezone.now(), **arguments
             )
+        else:
+            expected = seals_in_range(time_from, time_to).values_list("row_count", flat=True)
+            with tqdm(
+                total=sum(expected) or None,
+                unit="rows",
+                file=self.stderr,
+                disable=True if no_progress or json else None,
+            ) as progress_bar:
+                report = audit_verify(
+                    time_from=time_from, time_to=time_to, now=timezone.now(), on_rows=progress_bar.update, **arguments
+                )
         AuditVerification.objects.create(
             finished_at=timezone.now(),
             passed=report.clean,
             findings=len(report.findings),
             rows=report.rows,
             seals=report.seals,
+            incremental=incremental,
+            progress=progress.as_json() if progress is not None else None,
         )
         if json:
             self.stdout.write(_json_dumps(report.as_json()))

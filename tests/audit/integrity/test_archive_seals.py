@@ -4,7 +4,6 @@ Python, `cryptography` and the public key — checks the archived rows against t
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import hashlib
 import io
 import json
@@ -31,6 +30,7 @@ from kubernaut_storage.database.partitioning import (
 )
 from testutils.admin_rows import bulk_remediations, remediation_chain
 from testutils.integrity import key_files, seal_now, verify
+from testutils.integrity_export import zstd_compress, zstd_decompress
 
 pytestmark = pytest.mark.django_db
 
@@ -107,7 +107,7 @@ def test_archive_and_seals_verify_clean(archived: dict[str, Any]) -> None:
 
 
 def test_one_byte_of_the_archive_changed_is_found(archived: dict[str, Any]) -> None:
-    archive = archived["archive_dir"] / f"{partition_for('audit_remediation', archived['month']).name}.jsonl.gz"
+    archive = archived["archive_dir"] / f"{partition_for('audit_remediation', archived['month']).name}.jsonl.zst"
     data = bytearray(archive.read_bytes())
     data[len(data) // 2] ^= 0x01
     archive.write_bytes(bytes(data))
@@ -128,12 +128,12 @@ def test_a_row_rewritten_with_a_matching_manifest_is_named(archived: dict[str, A
     """An archive re-made with one row changed and its manifest updated passes the SHA-256
     check; the seals still name the row."""
     partition = partition_for("audit_remediation", archived["month"]).name
-    archive = archived["archive_dir"] / f"{partition}.jsonl.gz"
-    lines = gzip.decompress(archive.read_bytes()).decode().splitlines()
+    archive = archived["archive_dir"] / f"{partition}.jsonl.zst"
+    lines = zstd_decompress(archive.read_bytes()).decode().splitlines()
     row = json.loads(lines[4])
     row["phase"] = "Completed" if row["phase"] != "Completed" else "Failed"
     lines[4] = json.dumps(row)
-    data = gzip.compress(("\n".join(lines) + "\n").encode())
+    data = zstd_compress(("\n".join(lines) + "\n").encode())
     archive.write_bytes(data)
     manifest_path = archived["archive_dir"] / f"{partition}.manifest.json"
     manifest = json.loads(manifest_path.read_text())

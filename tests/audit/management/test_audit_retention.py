@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import hashlib
 import io
 import json
@@ -27,6 +26,7 @@ from kubernaut_storage.database.partitioning import (
     partitioned_tables,
 )
 from testutils.admin_rows import bulk_remediations, remediation_chain
+from testutils.integrity_export import zstd_compress, zstd_decompress
 
 pytestmark = pytest.mark.django_db
 
@@ -114,10 +114,10 @@ def test_yes_archives_verifies_and_drops_only_the_expired_partitions(old_month, 
     assert manifest["partition"] == remediation.name
     assert manifest["bounds"] == {"from": remediation.starts.isoformat(), "to": remediation.ends.isoformat()}
     assert manifest["row_count"] == OLD_ROWS
-    assert manifest["format"] == "jsonl+gzip"
+    assert manifest["format"] == "jsonl+zstd"
     assert manifest["archive_sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
     assert dt.datetime.fromisoformat(manifest["created_at"]) <= timezone.now()
-    rows = [json.loads(line) for line in gzip.decompress(archive.read_bytes()).decode().splitlines()]
+    rows = [json.loads(line) for line in zstd_decompress(archive.read_bytes()).decode().splitlines()]
     assert len(rows) == OLD_ROWS
     assert {row["name"] for row in rows} == {f"old-{n}" for n in range(1, OLD_ROWS + 1)}
     assert all(row["recorded_at"].startswith(f"{old_month:%Y-%m}") for row in rows)
@@ -128,7 +128,7 @@ def test_yes_archives_verifies_and_drops_only_the_expired_partitions(old_month, 
     assert embedding_manifest.row_count == 3
     vectors = [
         json.loads(json.loads(line)["embedding"])  # pgvector's text form, as the canonical form has it
-        for line in gzip.decompress((tmp_path / embedding_manifest.archive).read_bytes()).decode().splitlines()
+        for line in zstd_decompress((tmp_path / embedding_manifest.archive).read_bytes()).decode().splitlines()
     ]
     assert [len(vector) for vector in vectors] == [384, 384, 384]
     assert all(isinstance(value, float) for value in vectors[0])
@@ -167,8 +167,8 @@ def test_a_tampered_archive_fails_verification(old_month, tmp_path):
     _retention("--older-than", "2", "--archive-dir", str(tmp_path), "--yes")
     manifest_path = tmp_path / f"{partition_for('audit_remediation', old_month).name}.manifest.json"
     archive: Path = tmp_path / json.loads(manifest_path.read_text())["archive"]
-    rows = gzip.decompress(archive.read_bytes()).decode().splitlines()
-    archive.write_bytes(gzip.compress("\n".join(rows[:-1]).encode() + b"\n"))  # one row "lost"
+    rows = zstd_decompress(archive.read_bytes()).decode().splitlines()
+    archive.write_bytes(zstd_compress("\n".join(rows[:-1]).encode() + b"\n"))  # one row "lost"
     with pytest.raises(ArchiveVerificationError, match="SHA-256"):
         manifest_verify(manifest_path)
 
@@ -179,7 +179,7 @@ def test_archive_verify_command_accepts_intact_archives_and_reports_tampered_one
     call_command("audit_archive_verify", str(tmp_path), stdout=out)
     assert "6 archive(s) verified." in out.getvalue()
 
-    archive = tmp_path / f"{partition_for('audit_remediation', old_month).name}.jsonl.gz"
+    archive = tmp_path / f"{partition_for('audit_remediation', old_month).name}.jsonl.zst"
     archive.write_bytes(archive.read_bytes()[:-8])  # truncated in transit
     out = io.StringIO()
     with pytest.raises(CommandError, match="1 of 6 archive"):

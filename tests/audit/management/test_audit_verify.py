@@ -287,3 +287,26 @@ def test_a_malformed_seal_in_the_database_is_a_finding(sealed: dict[str, Any]) -
     assert ("seal_anchor_mismatch", None, None, target.sequence) in found
     # The copy outside the database is intact and signed: the window's rows are checked against it.
     assert not {kind for kind, *_ in found} & {"row_modified", "row_deleted", "row_inserted", "window_mismatch"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_connections_see_one_snapshot_and_find_a_changed_row(tmp_path: Path) -> None:
+    """Committed history (the workers' connections cannot see a test's open transaction): the
+    rows hashed on two connections in the run's snapshot verify clean, and a changed row is
+    named as on one connection."""
+    private, public = key_files(tmp_path / "keys")
+    chains = [remediation_chain(), remediation_chain()]
+    assert seal_now(private, tmp_path / "seals")
+    clean, report = verify(public, seal_dir=tmp_path / "seals", extra=("--parallel", "2"))
+    assert clean, report["findings"]
+    assert report["rows"] == 20
+
+    row = chains[1]["workflow"]
+    with triggers_bypassed() as cursor:
+        cursor.execute("UPDATE audit_workflow SET workflow_name = 'other' WHERE id = %s", [row.id])
+    for workers in ("1", "2"):
+        clean, report = verify(public, seal_dir=tmp_path / "seals", extra=("--parallel", workers))
+        assert not clean
+        assert {(kind, table, row_id) for kind, table, row_id, _ in findings_of(report)} == {
+            ("row_modified", "audit_workflow", row.id)
+        }
