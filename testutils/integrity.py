@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from audit.integrity.seal_log import LogSigning, log_signing_load
 from audit.integrity.sealing import seal_pending
+from audit.models import AuditSeal
 from kubernaut_integrity.keys import key_pair_write, log_key_write, private_key_load
 from kubernaut_storage.database.partitioning import partitions_ensure
 
@@ -103,3 +104,19 @@ def scratch_database_emptied(*, now: dt.datetime) -> None:
             " audit_witness_state, audit_remediation, audit_aianalysis, audit_workflow, audit_execution,"
             " audit_events, incident_embeddings"
         )
+
+
+def seal_row_ahead(*, now: dt.datetime, ahead: dt.timedelta = dt.timedelta(minutes=1)) -> AuditSeal:
+    """A bare seal row whose window ends `ahead` of `now`: what a write still in flight meets once
+    the sealing job has sealed past its recorded_at (only the trigger reads it; it is unsigned)."""
+    return AuditSeal.objects.create(
+        sequence=1,
+        window_start=now - dt.timedelta(hours=1),
+        window_end=now + ahead,
+        row_count=0,
+        root="0" * 64,
+        key_id="test",
+        sealed_at=now,
+        body="{}",
+        signature=b"",
+    )

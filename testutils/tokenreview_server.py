@@ -170,17 +170,27 @@ class FakeTokenReviewServer:
 
     # -- request handling -------------------------------------------------
 
-    def _access_answer(self, auth_header: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """A SubjectAccessReview: allowed when (user, verb, namespace, resource/name) is in `access`."""
+    def _admit(
+        self, auth_header: str | None, body: dict[str, Any], received: list[dict[str, Any]]
+    ) -> tuple[int, dict[str, Any]] | None:
+        """What every review goes through first: counted and kept, the injected delay and failure,
+        the caller's own token; the refusal to answer, or None to go on."""
         with self._lock:
             self._request_count += 1
-            self.access_reviews.append(body)
+            received.append(body)
         if self.delay_s:
             time.sleep(self.delay_s)
         if self.fail_with_status is not None:
             return self.fail_with_status, _status_obj(self.fail_with_status, "injected failure")
         if auth_header != f"Bearer {self.caller_token}":
             return 401, _status_obj(401, "Unauthorized")
+        return None
+
+    def _access_answer(self, auth_header: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A SubjectAccessReview: allowed when (user, verb, namespace, resource/name) is in `access`."""
+        refusal = self._admit(auth_header, body, self.access_reviews)
+        if refusal is not None:
+            return refusal
         spec = body.get("spec") or {}
         attributes = spec.get("resourceAttributes") or {}
         asked = (
@@ -194,15 +204,9 @@ class FakeTokenReviewServer:
         return 201, review
 
     def _answer(self, auth_header: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        with self._lock:
-            self._request_count += 1
-            self._bodies.append(body)
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        if self.fail_with_status is not None:
-            return self.fail_with_status, _status_obj(self.fail_with_status, "injected failure")
-        if auth_header != f"Bearer {self.caller_token}":
-            return 401, _status_obj(401, "Unauthorized")
+        refusal = self._admit(auth_header, body, self._bodies)
+        if refusal is not None:
+            return refusal
         spec = body.get("spec") or {}
         token = spec.get("token")
         requested = list(spec.get("audiences") or [])

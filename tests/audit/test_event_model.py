@@ -8,9 +8,10 @@ import datetime as dt
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
-from audit.models import AuditEvent, AuditSeal
+from audit.models import AuditEvent
 from kubernaut_storage.database.partitioning import add_months, month_start, partition_create, partition_for
 from testutils.events import event_row_create
+from testutils.integrity import seal_row_ahead
 
 pytestmark = pytest.mark.django_db
 
@@ -81,17 +82,7 @@ def test_the_insertion_sequence_follows_the_order_rows_were_written_in():
 
 def test_a_row_in_a_sealed_window_is_refused():
     now = dt.datetime.now(dt.UTC)
-    AuditSeal.objects.create(
-        sequence=1,
-        window_start=now - dt.timedelta(hours=1),
-        window_end=now + dt.timedelta(minutes=1),
-        row_count=0,
-        root="0" * 64,
-        key_id="test",
-        sealed_at=now,
-        body="{}",
-        signature=b"",
-    )
+    seal_row_ahead(now=now)
     with pytest.raises(IntegrityError, match="sealed window"), transaction.atomic():
         event_row_create(recorded_at=now)
     event_row_create(recorded_at=now + dt.timedelta(minutes=2))

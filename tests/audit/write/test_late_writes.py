@@ -9,9 +9,10 @@ import datetime as dt
 import pytest
 
 from audit.choices import AuditKind
-from audit.models import AuditEvent, AuditSeal, RemediationAudit
+from audit.models import AuditEvent, RemediationAudit
 from testutils.events import event_body, post_events
 from testutils.factories import VALID_BODIES, endpoint
+from testutils.integrity import seal_row_ahead
 
 pytestmark = pytest.mark.django_db
 
@@ -20,18 +21,7 @@ pytestmark = pytest.mark.django_db
 def sealed_ahead() -> None:
     """A seal whose window ends a minute from now: what every write still in flight meets when
     the sealing job has sealed past it."""
-    now = dt.datetime.now(dt.UTC)
-    AuditSeal.objects.create(
-        sequence=1,
-        window_start=now - dt.timedelta(hours=1),
-        window_end=now + dt.timedelta(minutes=1),
-        row_count=0,
-        root="0" * 64,
-        key_id="test",
-        sealed_at=now,
-        body="{}",
-        signature=b"",
-    )
+    seal_row_ahead(now=dt.datetime.now(dt.UTC))
 
 
 def test_a_typed_write_into_a_sealed_window_is_503_with_retry_after(api, sealed_ahead):
