@@ -5,9 +5,14 @@ ceiling writer and the report. Timing targets live in the benchmark, never here.
 from __future__ import annotations
 
 import shutil
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.core.signals import request_finished, request_started
 from django.db import connection
 
 from audit.models import AUDIT_MODELS, AuditKind
@@ -81,9 +86,53 @@ def test_ceiling_writer_sends_the_services_statement(template_file):
     assert IncidentEmbedding.objects.filter(model="text-embedding-3-small", dimensions=1536).count() == written
 
 
-def test_wrk_and_the_lua_script_write_fresh_records_through_the_service(live_server, template_file):
+class _RequestsInFlight:
+    """Requests the in-process live server is handling. wrk stops at its deadline with requests
+    still being written; the test's teardown TRUNCATEs the tables, which deadlocks with such a
+    write, so the test waits for the server to finish them first."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def started(self, **kwargs: Any) -> None:
+        with self._lock:
+            self.count += 1
+
+    def finished(self, **kwargs: Any) -> None:
+        with self._lock:
+            self.count -= 1
+
+    def wait_idle(self, *, quiet_s: float = 0.2, timeout_s: float = 30) -> bool:
+        """True once no request has been in flight for `quiet_s` (a request read from a socket
+        wrk had already closed still starts after the last one ended)."""
+        deadline = time.monotonic() + timeout_s
+        idle_since = None
+        while time.monotonic() < deadline:
+            if self.count:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= quiet_s:
+                return True
+            time.sleep(0.01)
+        return False
+
+
+@pytest.fixture
+def requests_in_flight() -> Iterator[_RequestsInFlight]:
+    in_flight = _RequestsInFlight()
+    request_started.connect(in_flight.started)
+    request_finished.connect(in_flight.finished)
+    yield in_flight
+    request_started.disconnect(in_flight.started)
+    request_finished.disconnect(in_flight.finished)
+
+
+def test_wrk_and_the_lua_script_write_fresh_records_through_the_service(live_server, template_file, requests_in_flight):
     assert shutil.which("wrk"), "wrk is not installed: scripts/test and python -m bench install it"
     result = wrk_run(url=live_server.url, templates=template_file, concurrency=2, duration_s=1, threads=1)
+    assert requests_in_flight.wait_idle()
     assert result.requests > 0
     assert (result.non2xx, result.socket_errors, result.timeouts) == (0, 0, 0)
     names = [row.name for kind in AuditKind for row in AUDIT_MODELS[kind].objects.all()]
